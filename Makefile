@@ -1,0 +1,61 @@
+# gcmalloc — two commands on a fresh Debian 12 machine:
+#     make demo     build and run the demo
+#     make test     build and run every test
+# Each installs missing Debian packages first (apt-get as root; otherwise it
+# prints the exact command), configures with CMake and builds.
+#
+# Other targets: make build | test-asan | test-tsan | bench | install | clean
+# Variables: BUILD=dir (default build), CMAKE_FLAGS=..., PREFIX=/usr/local
+
+BUILD       ?= build
+PREFIX      ?= /usr/local
+JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+# CI builds with -Werror (and so may anyone: make CI=true test).
+ifeq ($(CI),true)
+  CMAKE_FLAGS += -DGCMALLOC_WERROR=ON
+endif
+
+# Build and test dependencies (Debian 12 package names).
+PACKAGES := gcc make cmake pkg-config libgc-dev libmimalloc-dev libcmocka-dev \
+            zlib1g-dev golang-go
+
+.PHONY: all deps configure build test demo test-asan test-tsan install clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh $(PACKAGES)
+
+configure: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j$(JOBS)
+
+test: build
+	@ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+
+demo: build
+	@$(BUILD)/hello
+
+# Sanitizer builds live in their own trees so they never mix with the main one.
+test-asan: deps
+	@cmake -S . -B $(BUILD)-asan -DGCMALLOC_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug \
+	    -DGCMALLOC_DEBUG=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD)-asan -j$(JOBS)
+	@ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    ctest --test-dir $(BUILD)-asan --output-on-failure -j$(JOBS) -L unit
+
+test-tsan: deps
+	@cmake -S . -B $(BUILD)-tsan -DGCMALLOC_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug \
+	    $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD)-tsan -j$(JOBS)
+	@ctest --test-dir $(BUILD)-tsan --output-on-failure -j$(JOBS) -L threads
+
+install: build
+	@cmake --install $(BUILD)
+
+clean:
+	@rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan

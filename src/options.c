@@ -1,0 +1,615 @@
+/*
+ * options.c — every GCMALLOC_* environment variable, in one table.
+ *
+ * Go keeps each GODEBUG setting as one row of one table (runtime1.go's
+ * dbgvars) and mimalloc keeps each MIMALLOC_* option as one row of
+ * options.c; gcmalloc does the same.  A row holds the variable's name, its
+ * type, its default written as a user would write it, its allowed range and
+ * a one-line description.  docs/tuning.md documents every row, and a test
+ * fails when the table and the document disagree.
+ *
+ * This is the only file that reads the environment.  It reads `environ`
+ * directly (getenv is fine too, but the preloaded library may need an
+ * option before libc has set `environ` up, in which case it reads
+ * /proc/self/environ into memory it maps itself).  Nothing here allocates.
+ *
+ * A bad value never stops the host program: it prints one line naming the
+ * variable, the value, why it was rejected and the default used instead,
+ * and the program goes on with the default.  Defaults are parsed by the same
+ * parser as user values, so a default that does not parse is caught by the
+ * tests rather than silently used.
+ *
+ * Each feature adds its own rows when it lands; there are no rows for
+ * features that do not exist.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define KiB ((int64_t)1 << 10)
+#define MiB ((int64_t)1 << 20)
+#define GiB ((int64_t)1 << 30)
+#define TiB ((int64_t)1 << 40)
+#define MS ((int64_t)1000000)
+#define SEC ((int64_t)1000000000)
+
+/* The table.  Keep it in the order of gcm__opt_id (internal.h). */
+static const gcm__opt_def table[GCM_OPT__COUNT] = {
+    [GCM_OPT_VERBOSE] = {
+        .name = "GCMALLOC_VERBOSE", .type = GCM_OT_BOOL, .def = "0",
+        .doc = "print every option's effective value and its source at start-up",
+    },
+    [GCM_OPT_LOG] = {
+        .name = "GCMALLOC_LOG", .type = GCM_OT_OUTPUT, .def = "stderr",
+        .doc = "where diagnostics go: stderr, or a file path (appended to)",
+    },
+};
+
+/* --- effective values ---------------------------------------------------- */
+
+#define PATH_STORE 4096
+
+static struct {
+    int64_t v;
+    uint8_t src;      /* gcm__opt_source */
+    char *s;          /* PATH/OUTPUT text, in `strings` */
+} vals[GCM_OPT__COUNT];
+
+static char strings[GCM_OPT__COUNT][PATH_STORE];
+static int opt_state; /* 0 = unread, 1 = reading, 2 = read */
+
+const gcm__opt_def *gcm__opt_def_of(gcm__opt_id id)
+{
+    return (unsigned)id < GCM_OPT__COUNT ? &table[id] : NULL;
+}
+
+const gcm__opt_def *gcm__opt_find(const char *name)
+{
+    for (size_t i = 0; i < GCM_OPT__COUNT; i++)
+        if (strcmp(table[i].name, name) == 0)
+            return &table[i];
+    return NULL;
+}
+
+const char *gcm__opt_type_name(const gcm__opt_def *d)
+{
+    switch (d->type) {
+    case GCM_OT_BOOL: return "bool";
+    case GCM_OT_INT: return "int";
+    case GCM_OT_SIZE: return "size";
+    case GCM_OT_DURATION: return "duration";
+    case GCM_OT_ENUM: return "enum";
+    case GCM_OT_PATH: return "path";
+    case GCM_OT_OUTPUT: return "output";
+    }
+    return "?";
+}
+
+/* --- reading the environment without malloc ------------------------------ */
+
+extern char **environ;
+
+static char *proc_env;      /* /proc/self/environ, when environ is NULL */
+static size_t proc_env_len;
+
+static void read_proc_environ(void)
+{
+    size_t cap = 256 * 1024;
+    char *buf = mmap(NULL, cap, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED)
+        return;
+    int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
+    size_t len = 0;
+    if (fd >= 0) {
+        while (len < cap - 1) {
+            ssize_t n = read(fd, buf + len, cap - 1 - len);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            len += (size_t)n;
+        }
+        close(fd);
+    }
+    buf[len] = '\0';
+    proc_env = buf;
+    proc_env_len = len;
+}
+
+static const char *match(const char *entry, const char *name, size_t nlen)
+{
+    if (strncmp(entry, name, nlen) == 0 && entry[nlen] == '=')
+        return entry + nlen + 1;
+    return NULL;
+}
+
+const char *gcm__getenv(const char *name)
+{
+    size_t nlen = strlen(name);
+    char **env = environ;
+    if (env != NULL) {
+        for (; *env != NULL; env++) {
+            const char *v = match(*env, name, nlen);
+            if (v != NULL)
+                return v;
+        }
+        return NULL;
+    }
+    if (proc_env == NULL)
+        read_proc_environ();
+    for (size_t off = 0; proc_env != NULL && off < proc_env_len;) {
+        const char *v = match(proc_env + off, name, nlen);
+        if (v != NULL)
+            return v;
+        off += strlen(proc_env + off) + 1;
+    }
+    return NULL;
+}
+
+/* --- parsers ------------------------------------------------------------- */
+
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* Copies text without surrounding blanks into buf; -1 if it does not fit. */
+static int trim(const char *text, char *buf, size_t cap)
+{
+    while (is_space(*text))
+        text++;
+    size_t n = strlen(text);
+    while (n > 0 && is_space(text[n - 1]))
+        n--;
+    if (n >= cap)
+        return -1;
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+    return 0;
+}
+
+/* Parses leading decimal digits into *out; returns the count parsed, or -1
+ * on overflow past INT64_MAX. */
+static int parse_digits(const char *s, int64_t *out)
+{
+    int64_t v = 0;
+    int n = 0;
+    for (; s[n] >= '0' && s[n] <= '9'; n++) {
+        int d = s[n] - '0';
+        if (v > (INT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return n;
+}
+
+static int parse_int(const char *s, int64_t *out, const char **why)
+{
+    bool neg = false;
+    if (*s == '+' || *s == '-')
+        neg = *s++ == '-';
+    int64_t v;
+    int n = parse_digits(s, &v);
+    if (n < 0) {
+        *why = "out of range (overflows a 64-bit integer)";
+        return -1;
+    }
+    if (n == 0) {
+        *why = "not a number";
+        return -1;
+    }
+    if (s[n] != '\0') {
+        *why = "trailing characters after the number";
+        return -1;
+    }
+    *out = neg ? -v : v;
+    return 0;
+}
+
+struct unit {
+    const char *word;
+    int64_t mult;
+};
+
+static const struct unit size_units[] = {
+    {"B", 1},
+    {"KiB", KiB}, {"MiB", MiB}, {"GiB", GiB}, {"TiB", TiB},
+    {"KB", 1000}, {"kB", 1000}, {"MB", 1000000}, {"GB", 1000000000},
+    {"TB", 1000000000000},
+};
+
+static const struct unit duration_units[] = {
+    {"ms", MS}, {"s", SEC}, {"m", 60 * SEC}, {"h", 3600 * SEC},
+};
+
+static int parse_with_unit(const char *s, const struct unit *units,
+                           size_t nunits, bool unit_required, int64_t *out,
+                           const char **why, const char *unit_help)
+{
+    if (*s == '-') {
+        *why = "negative values are not allowed";
+        return -1;
+    }
+    if (*s == '+')
+        s++;
+    int64_t v;
+    int n = parse_digits(s, &v);
+    if (n < 0) {
+        *why = "out of range (overflows a 64-bit integer)";
+        return -1;
+    }
+    if (n == 0) {
+        *why = "not a number";
+        return -1;
+    }
+    const char *u = s + n;
+    if (*u == ' ')
+        u++;
+    if (*u == '\0') {
+        if (unit_required && v != 0) {
+            *why = unit_help;
+            return -1;
+        }
+        *out = v;
+        return 0;
+    }
+    if (*u == '.') {
+        *why = "fractions are not accepted; use a smaller unit";
+        return -1;
+    }
+    for (size_t i = 0; i < nunits; i++) {
+        if (strcmp(u, units[i].word) == 0) {
+            if (v > INT64_MAX / units[i].mult) {
+                *why = "out of range (overflows a 64-bit integer)";
+                return -1;
+            }
+            *out = v * units[i].mult;
+            return 0;
+        }
+    }
+    *why = unit_help;
+    return -1;
+}
+
+int gcm__parse_size(const char *text, int64_t *out, const char **why)
+{
+    char buf[64];
+    if (trim(text, buf, sizeof buf) != 0) {
+        *why = "too long";
+        return -1;
+    }
+    if (buf[0] == '\0') {
+        *why = "empty";
+        return -1;
+    }
+    return parse_with_unit(buf, size_units, GCM_ARRAY_LEN(size_units), false,
+                           out, why,
+                           "unknown unit (use B, KiB, MiB, GiB, TiB, or KB, "
+                           "MB, GB, TB for powers of 1000)");
+}
+
+int gcm__parse_duration_ns(const char *text, int64_t *out, const char **why)
+{
+    char buf[64];
+    if (trim(text, buf, sizeof buf) != 0) {
+        *why = "too long";
+        return -1;
+    }
+    if (buf[0] == '\0') {
+        *why = "empty";
+        return -1;
+    }
+    return parse_with_unit(buf, duration_units, GCM_ARRAY_LEN(duration_units),
+                           true, out, why,
+                           "missing or unknown unit (use ms, s, m or h, "
+                           "e.g. 30s)");
+}
+
+static bool word_is(const char *s, const char *w) { return strcasecmp(s, w) == 0; }
+
+static int parse_bool(const char *s, int64_t *out, const char **why)
+{
+    if (word_is(s, "1") || word_is(s, "true") || word_is(s, "on")) {
+        *out = 1;
+        return 0;
+    }
+    if (word_is(s, "0") || word_is(s, "false") || word_is(s, "off")) {
+        *out = 0;
+        return 0;
+    }
+    *why = "not a boolean (use 0, 1, true, false, on or off)";
+    return -1;
+}
+
+int gcm__opt_parse(const gcm__opt_def *d, const char *text, int64_t *out,
+                   const char **why)
+{
+    char buf[PATH_STORE];
+    if (text == NULL || trim(text, buf, sizeof buf) != 0) {
+        *why = "too long";
+        return -1;
+    }
+    if (buf[0] == '\0') {
+        *why = "empty";
+        return -1;
+    }
+    if (d->off_word != NULL && word_is(buf, d->off_word)) {
+        *out = GCM_OPT_OFF;
+        return 0;
+    }
+    int64_t v = 0;
+    switch (d->type) {
+    case GCM_OT_BOOL:
+        return parse_bool(buf, out, why);
+    case GCM_OT_INT:
+        if (parse_int(buf, &v, why) != 0)
+            return -1;
+        break;
+    case GCM_OT_SIZE:
+        if (gcm__parse_size(buf, &v, why) != 0)
+            return -1;
+        break;
+    case GCM_OT_DURATION:
+        if (gcm__parse_duration_ns(buf, &v, why) != 0)
+            return -1;
+        break;
+    case GCM_OT_ENUM:
+        for (int i = 0; d->words[i] != NULL; i++) {
+            if (word_is(buf, d->words[i])) {
+                *out = i;
+                return 0;
+            }
+        }
+        *why = "not one of the allowed words";
+        return -1;
+    case GCM_OT_PATH:
+        *out = GCM_OUTPUT_PATH;
+        return 0;
+    case GCM_OT_OUTPUT:
+        if (word_is(buf, "0") || word_is(buf, "off") || word_is(buf, "false"))
+            *out = GCM_OUTPUT_NONE;
+        else if (word_is(buf, "1") || word_is(buf, "on") ||
+                 word_is(buf, "true") || word_is(buf, "stderr"))
+            *out = GCM_OUTPUT_STDERR;
+        else
+            *out = GCM_OUTPUT_PATH;
+        return 0;
+    }
+    if (v < d->min || v > d->max) {
+        *why = "out of range";
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* What a valid value looks like, for the one-line warning. */
+static void describe_expected(const gcm__opt_def *d, char *buf, size_t cap)
+{
+    char words[256];
+    size_t n = 0;
+    switch (d->type) {
+    case GCM_OT_BOOL:
+        gcm__fmt(buf, cap, "0, 1, true, false, on or off");
+        return;
+    case GCM_OT_INT:
+        n = gcm__fmt(buf, cap, "an integer from %lld to %lld",
+                     (long long)d->min, (long long)d->max);
+        break;
+    case GCM_OT_SIZE:
+        n = gcm__fmt(buf, cap, "a size from %lld to %lld bytes, e.g. 512MiB",
+                     (long long)d->min, (long long)d->max);
+        break;
+    case GCM_OT_DURATION:
+        n = gcm__fmt(buf, cap, "a duration from %lldms to %llds, e.g. 30s",
+                     (long long)(d->min / MS), (long long)(d->max / SEC));
+        break;
+    case GCM_OT_ENUM:
+        words[0] = '\0';
+        for (int i = 0; d->words[i] != NULL; i++) {
+            size_t w = strlen(words);
+            gcm__fmt(words + w, sizeof words - w, "%s%s", i ? ", " : "",
+                     d->words[i]);
+        }
+        n = gcm__fmt(buf, cap, "one of: %s", words);
+        break;
+    case GCM_OT_PATH:
+        n = gcm__fmt(buf, cap, "a file path");
+        break;
+    case GCM_OT_OUTPUT:
+        n = gcm__fmt(buf, cap, "0/off, 1/stderr, or a file path");
+        break;
+    }
+    if (d->off_word != NULL && n < cap)
+        gcm__fmt(buf + n, cap - n, " or %s", d->off_word);
+}
+
+/* --- loading ------------------------------------------------------------- */
+
+static void store(size_t i, int64_t v, const char *text, uint8_t src)
+{
+    const gcm__opt_def *d = &table[i];
+    if (d->type == GCM_OT_PATH || d->type == GCM_OT_OUTPUT) {
+        char *s = strings[i];
+        if (v == GCM_OUTPUT_PATH && text != NULL)
+            (void)trim(text, s, PATH_STORE);
+        else
+            s[0] = '\0';
+        vals[i].s = s;
+    }
+    __atomic_store_n(&vals[i].v, v, __ATOMIC_RELAXED);
+    vals[i].src = src;
+}
+
+static void load_one(size_t i)
+{
+    const gcm__opt_def *d = &table[i];
+    int64_t v;
+    const char *why = NULL;
+    if (d->def[0] == '\0' &&
+        (d->type == GCM_OT_PATH || d->type == GCM_OT_OUTPUT)) {
+        v = GCM_OUTPUT_NONE; /* no path by default */
+    } else if (gcm__opt_parse(d, d->def, &v, &why) != 0) {
+        /* A default that does not parse is a bug in this table; the option
+         * tests catch it.  Keep going with zero rather than abort. */
+        gcm__diag("internal: default \"%s\" of %s does not parse: %s", d->def,
+                  d->name, why);
+        v = 0;
+    }
+    store(i, v, d->def, GCM_SRC_DEFAULT);
+
+    const char *env = gcm__getenv(d->name);
+    if (env == NULL)
+        return;
+    int64_t ev;
+    if (gcm__opt_parse(d, env, &ev, &why) == 0) {
+        store(i, ev, env, GCM_SRC_ENV);
+        return;
+    }
+    char expected[320];
+    describe_expected(d, expected, sizeof expected);
+    char shown[96];
+    size_t elen = strlen(env);
+    gcm__fmt(shown, sizeof shown, "%.*s%s", (int)(elen > 80 ? 80 : elen), env,
+             elen > 80 ? "..." : "");
+    gcm__diag("%s=\"%s\": %s; expected %s; using default %s", d->name, shown,
+              why, expected, d->def);
+    vals[i].src = GCM_SRC_INVALID;
+}
+
+static void load_all(void)
+{
+    for (size_t i = 0; i < GCM_OPT__COUNT; i++)
+        load_one(i);
+}
+
+void gcm__options_init(void)
+{
+    int expected = 0;
+    if (__atomic_load_n(&opt_state, __ATOMIC_ACQUIRE) == 2)
+        return;
+    if (__atomic_compare_exchange_n(&opt_state, &expected, 1, false,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        load_all();
+        __atomic_store_n(&opt_state, 2, __ATOMIC_RELEASE);
+        return;
+    }
+    while (__atomic_load_n(&opt_state, __ATOMIC_ACQUIRE) != 2)
+        sched_yield();
+}
+
+void gcm__options_reload(void)
+{
+    load_all();
+    __atomic_store_n(&opt_state, 2, __ATOMIC_RELEASE);
+}
+
+static inline void ensure_loaded(void)
+{
+    if (GCM_UNLIKELY(__atomic_load_n(&opt_state, __ATOMIC_ACQUIRE) != 2))
+        gcm__options_init();
+}
+
+int64_t gcm__opt_int(gcm__opt_id id)
+{
+    ensure_loaded();
+    return __atomic_load_n(&vals[id].v, __ATOMIC_RELAXED);
+}
+
+bool gcm__opt_bool(gcm__opt_id id) { return gcm__opt_int(id) != 0; }
+
+const char *gcm__opt_str(gcm__opt_id id)
+{
+    ensure_loaded();
+    return vals[id].s != NULL ? vals[id].s : "";
+}
+
+gcm__opt_source gcm__opt_source_of(gcm__opt_id id)
+{
+    ensure_loaded();
+    return (gcm__opt_source)vals[id].src;
+}
+
+int64_t gcm__opt_set_int(gcm__opt_id id, int64_t v)
+{
+    ensure_loaded();
+    int64_t old = __atomic_exchange_n(&vals[id].v, v, __ATOMIC_ACQ_REL);
+    vals[id].src = GCM_SRC_API;
+    return old;
+}
+
+/* --- the verbose listing ------------------------------------------------- */
+
+static void format_value(size_t i, char *buf, size_t cap)
+{
+    const gcm__opt_def *d = &table[i];
+    int64_t v = __atomic_load_n(&vals[i].v, __ATOMIC_RELAXED);
+    if (v == GCM_OPT_OFF && d->off_word != NULL) {
+        gcm__fmt(buf, cap, "%s", d->off_word);
+        return;
+    }
+    switch (d->type) {
+    case GCM_OT_BOOL:
+        gcm__fmt(buf, cap, "%s", v ? "1" : "0");
+        return;
+    case GCM_OT_INT:
+        gcm__fmt(buf, cap, "%lld", (long long)v);
+        return;
+    case GCM_OT_SIZE: {
+        static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+        int k = 0;
+        int64_t x = v;
+        while (k < 4 && x != 0 && x % 1024 == 0) {
+            x /= 1024;
+            k++;
+        }
+        gcm__fmt(buf, cap, "%lld%s", (long long)x, u[k]);
+        return;
+    }
+    case GCM_OT_DURATION:
+        if (v % (3600 * SEC) == 0 && v != 0)
+            gcm__fmt(buf, cap, "%lldh", (long long)(v / (3600 * SEC)));
+        else if (v % (60 * SEC) == 0 && v != 0)
+            gcm__fmt(buf, cap, "%lldm", (long long)(v / (60 * SEC)));
+        else if (v % SEC == 0)
+            gcm__fmt(buf, cap, "%llds", (long long)(v / SEC));
+        else
+            gcm__fmt(buf, cap, "%lldms", (long long)(v / MS));
+        return;
+    case GCM_OT_ENUM:
+        gcm__fmt(buf, cap, "%s", d->words[v]);
+        return;
+    case GCM_OT_PATH:
+    case GCM_OT_OUTPUT:
+        if (v == GCM_OUTPUT_NONE)
+            gcm__fmt(buf, cap, "off");
+        else if (v == GCM_OUTPUT_STDERR)
+            gcm__fmt(buf, cap, "stderr");
+        else
+            gcm__fmt(buf, cap, "%s", vals[i].s);
+        return;
+    }
+}
+
+void gcm__options_print(void)
+{
+    static const char *const src_name[] = {"default", "env", "api",
+                                           "default (bad env value)"};
+    ensure_loaded();
+    gcm__diag("gcmalloc %s options:", GCMALLOC_VERSION_STRING);
+    for (size_t i = 0; i < GCM_OPT__COUNT; i++) {
+        char value[128];
+        format_value(i, value, sizeof value);
+        gcm__diag("  %-28s = %-12s [%s] %s", table[i].name, value,
+                  src_name[vals[i].src], table[i].doc);
+    }
+}
+
+void gcm_options_print(void) { gcm__options_print(); }

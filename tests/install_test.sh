@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs gcmalloc into a temporary prefix and builds a tiny program against
+# the *installed* package, through pkg-config and through
+# find_package(gcmalloc), shared and static, and runs each.
+set -euo pipefail
+build=$1 src=$2
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+prefix=$tmp/prefix
+cmake --install "$build" --prefix "$prefix" >/dev/null
+libdir=$(ls -d "$prefix"/lib*/ | head -n1); libdir=${libdir%/}
+[[ -f $prefix/include/gcmalloc.h ]]
+[[ -f $prefix/include/gcmalloc/common.h ]]
+
+cat > "$tmp/consumer.c" <<'C'
+#include <gcmalloc.h>
+#include <stdio.h>
+#include <string.h>
+int main(void)
+{
+    if (gcm_init() != 0) return 1;
+    if (strcmp(gcm_version(), GCMALLOC_VERSION_STRING) != 0) return 2;
+    printf("consumer ok %s\n", gcm_version());
+    return 0;
+}
+C
+
+# 1. pkg-config, shared
+export PKG_CONFIG_PATH=$libdir/pkgconfig
+cc -o "$tmp/pc-shared" "$tmp/consumer.c" $(pkg-config --cflags --libs gcmalloc)
+LD_LIBRARY_PATH=$libdir "$tmp/pc-shared" | grep -q "consumer ok"
+# 2. pkg-config, static
+cc -o "$tmp/pc-static" "$tmp/consumer.c" $(pkg-config --cflags gcmalloc) \
+   "$libdir/libgcmalloc.a" $(pkg-config --libs --static gcmalloc | sed 's/-lgcmalloc//')
+"$tmp/pc-static" | grep -q "consumer ok"
+
+# 3. find_package(gcmalloc), shared and static targets
+mkdir -p "$tmp/proj"
+cp "$tmp/consumer.c" "$tmp/proj/"
+cat > "$tmp/proj/CMakeLists.txt" <<'CM'
+cmake_minimum_required(VERSION 3.18)
+project(consumer C)
+find_package(gcmalloc 0.1 REQUIRED)
+add_executable(consumer consumer.c)
+target_link_libraries(consumer PRIVATE gcmalloc::gcmalloc)
+add_executable(consumer_static consumer.c)
+target_link_libraries(consumer_static PRIVATE gcmalloc::gcmalloc_static)
+CM
+cmake -S "$tmp/proj" -B "$tmp/proj/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$tmp/proj/build" >/dev/null
+"$tmp/proj/build/consumer" | grep -q "consumer ok"
+"$tmp/proj/build/consumer_static" | grep -q "consumer ok"
+# The installed shared library finds itself through its RUNPATH or not at all:
+# make sure the consumer really used the installed copy.
+ldd "$tmp/proj/build/consumer" | grep -q "$libdir/libgcmalloc.so"
+echo "ok: pkg-config (shared, static) and find_package (shared, static)"
