@@ -19,5 +19,7 @@
 #define GCMALLOC_H
 
 #include "gcmalloc/common.h"
+#include "gcmalloc/gc.h"
+#include "gcmalloc/stats.h"
 
 #endif /* GCMALLOC_H */

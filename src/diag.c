@@ -47,6 +47,22 @@ const char *gcm__strerror(int e)
     return s != NULL ? s : "unknown error";
 }
 
+void gcm__expand_path(const char *in, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *in != '\0' && n + 1 < cap; in++) {
+        if (in[0] == '%' && in[1] == 'p') {
+            n += gcm__fmt(out + n, cap - n, "%d", (int)getpid());
+            if (n >= cap)
+                n = cap - 1;
+            in++;
+        } else {
+            out[n++] = *in;
+        }
+    }
+    out[n] = '\0';
+}
+
 int gcm__open_output(const char *path, bool append)
 {
     if (path == NULL || path[0] == '\0')

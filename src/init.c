@@ -31,6 +31,8 @@ void gcm__init_slow(void)
         gcm__diag_open();
         if (gcm__opt_bool(GCM_OPT_VERBOSE))
             gcm__options_print();
+        gcm__gc_init();
+        gcm__gctrace_init();
         initializing_here = false;
         __atomic_store_n(&gcm__init_state, 2, __ATOMIC_RELEASE);
         return;

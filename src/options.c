@@ -51,6 +51,28 @@ static const gcm__opt_def table[GCM_OPT__COUNT] = {
         .name = "GCMALLOC_LOG", .type = GCM_OT_OUTPUT, .def = "stderr",
         .doc = "where diagnostics go: stderr, or a file path (appended to)",
     },
+    [GCM_OPT_GOGC] = {
+        .name = "GCMALLOC_GOGC", .type = GCM_OT_INT, .def = "100",
+        .min = 0, .max = 1000000, .off_word = "off",
+        .doc = "heap growth allowed between collections, in percent of the "
+               "live heap (Go's GOGC); off = collect only for the memory limit",
+    },
+    [GCM_OPT_MEMLIMIT] = {
+        .name = "GCMALLOC_MEMLIMIT", .type = GCM_OT_SIZE, .def = "off",
+        .min = 0, .max = INT64_MAX - 1, .off_word = "off",
+        .doc = "soft limit on all memory gcmalloc holds (Go's GOMEMLIMIT)",
+    },
+    [GCM_OPT_GCTRACE] = {
+        .name = "GCMALLOC_GCTRACE", .type = GCM_OT_OUTPUT, .def = "0",
+        .doc = "one line per collection in Go's gctrace format: 1 = stderr, "
+               "or a file path",
+    },
+    [GCM_OPT_MARKERS] = {
+        .name = "GCMALLOC_MARKERS", .type = GCM_OT_INT, .def = "0",
+        .min = 0, .max = 64,
+        .doc = "marker threads (1 = mark on the collecting thread only); "
+               "0 = bdwgc's default, one per CPU",
+    },
 };
 
 /* --- effective values ---------------------------------------------------- */

@@ -1,0 +1,830 @@
+/*
+ * gc.c — the collected heap: Boehm GC, paced the way Go paces its own.
+ *
+ * Allocation.  gcm_malloc asks bdwgc for an object (its thread-local free
+ * lists make that a few instructions) and then does three cheap things on
+ * the calling thread's state: counts the object, adds its size to a
+ * thread-local byte count, and checks that count against a per-thread
+ * threshold.  Only when the count crosses the threshold (every 8–256 KiB of
+ * allocation) does the thread fold it into the global count and compare the
+ * heap with its goal.  Sizes are counted as bdwgc stores them (its size
+ * class, including the byte it adds so that a pointer just past the end of
+ * an object keeps it alive), so the pacer's heap and the marked heap it is
+ * compared with are measured in the same units.
+ *
+ * Pacing.  bdwgc's own trigger does not follow GOGC: it collects when it
+ * runs out of free blocks, a rule that tracks heap *size*, not growth, and
+ * after a heap spike lets the live heap grow far past what GOGC allows.  So
+ * automatic collection is switched off and the decision is ours: when
+ *
+ *     live heap after the last cycle + bytes allocated since  ≥  goal
+ *
+ * the thread that notices runs a stop-the-world collection itself.  The goal
+ * comes from pacer.c (GOGC, the memory limit, the CPU limiter).  "Live heap"
+ * is the exact marked size: at the end of each cycle, still holding the
+ * collector's lock, we enumerate the marked objects.  bdwgc's
+ * heap-size-minus-free-bytes overstates it badly, because bdwgc sweeps
+ * lazily and counts a block with a single live object as used; pacing on it
+ * makes the heap run away.  The enumeration costs about a tenth of the mark.
+ *
+ * A cycle.  Collections are serialized by our own mutex.  The collecting
+ * thread calls GC_gcollect; bdwgc reports the phases through its event
+ * callback (which runs inside bdwgc's lock and sometimes with the world
+ * stopped, so it only records timestamps and, at reclaim end, the marked
+ * size):
+ *
+ *     START ─ stop world ─ MARK_START ─ mark ─ MARK_END ─ start world ─
+ *     RECLAIM_START ─ (lazy sweep set-up) ─ RECLAIM_END ─ END
+ *       |<------ A ------>|<---- B ---->|<-------------- C ------------>|
+ *
+ * After GC_gcollect returns, outside bdwgc's lock, the thread computes the
+ * next goal, records MemStats, and runs the "GC cycle finished" hooks —
+ * gctrace's line, pool victim rotation, arena chunk-cache trimming, the
+ * profiler's snapshot.  A hook that allocates may cross the goal again; the
+ * nested collection is deferred rather than run inside the hook.
+ *
+ * What the collector scans: stacks of registered threads (thread.c), data
+ * segments of loaded objects, other collected objects, and whatever the
+ * root providers push (scan arenas, pool caches), through bdwgc's
+ * push_other_roots callback, chained to bdwgc's own (which pushes the
+ * thread stacks).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <link.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <string.h>
+#include <time.h>
+
+#define GC_THREADS
+#define GC_NO_THREAD_REDIRECTS /* we interpose pthread_create ourselves */
+#include <gc/gc.h>
+#include <gc/gc_mark.h>
+
+#include "internal.h"
+
+/* --- clocks ------------------------------------------------------------------ */
+
+static int64_t start_ns;
+
+int64_t gcm__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t gcm__since_start_ns(void) { return gcm__now_ns() - start_ns; }
+
+static int64_t unix_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* --- state ------------------------------------------------------------------- */
+
+static struct {
+    int ready;                 /* bdwgc initialized and configured         */
+    pthread_mutex_t mu;        /* serializes cycles                        */
+    int procs;                 /* CPUs available (GOMAXPROCS equivalent)   */
+
+    /* pacer inputs, read lock-free on the allocation slow path */
+    int64_t alloc_since;       /* net GC-heap bytes since the last cycle   */
+    uint64_t marked;           /* bytes marked by the last cycle           */
+    uint64_t live;             /* marked + extra heap at the last cycle    */
+    uint64_t frag;             /* heap mapped, neither live nor free       */
+    uint64_t mapped;           /* GC heap mapped (not returned to the OS)  */
+    uint64_t unmapped;         /* GC heap returned to the OS               */
+    int64_t extra;             /* heap outside the GC heap (arenas)        */
+    int64_t nongc;             /* non-collected memory we hold             */
+    int64_t flush_bytes;       /* per-thread fold threshold                */
+    int foreign_pending;       /* bdwgc collected on its own: publish it   */
+
+    /* guarded by mu */
+    uint64_t cycles, forced;
+    int64_t gc_cpu_total_ns;
+    gcm__limiter lim;
+    uint64_t live_objects;
+    gcm__counts at_cycle;      /* thread counters when the last cycle ended */
+    bool markers_started;
+} G = {.mu = PTHREAD_MUTEX_INITIALIZER, .flush_bytes = 64 * 1024};
+
+/* Filled by the event callback, in the collecting thread, inside bdwgc's
+ * lock.  Read after GC_gcollect returns. */
+static struct {
+    int driver;                /* our collect() is running                 */
+    int64_t start, pre_stop, post_stop, mark_start, mark_end, pre_start,
+        post_start, reclaim_start, reclaim_end, end;
+    uint64_t marked, marked_objs;
+} ev;
+
+/* --- hooks ---------------------------------------------------------------------- */
+
+#define MAX_HOOKS 16
+static struct {
+    gcm__cycle_hook fn;
+    void *arg;
+} cycle_hooks[MAX_HOOKS];
+static int n_cycle_hooks;
+static void (*locked_hooks[2][MAX_HOOKS])(void);
+static int n_locked_hooks[2];
+static void (*root_providers[MAX_HOOKS])(void);
+static int n_root_providers;
+static pthread_mutex_t hooks_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void gcm__gc_on_cycle(gcm__cycle_hook fn, void *arg)
+{
+    pthread_mutex_lock(&hooks_mu);
+    if (n_cycle_hooks < MAX_HOOKS) {
+        cycle_hooks[n_cycle_hooks].fn = fn;
+        cycle_hooks[n_cycle_hooks].arg = arg;
+        __atomic_store_n(&n_cycle_hooks, n_cycle_hooks + 1, __ATOMIC_RELEASE);
+    } else {
+        gcm__diag("internal: too many GC cycle hooks");
+    }
+    pthread_mutex_unlock(&hooks_mu);
+}
+
+void gcm__gc_on_locked(gcm__gc_phase phase, void (*fn)(void))
+{
+    pthread_mutex_lock(&hooks_mu);
+    int n = n_locked_hooks[phase];
+    if (n < MAX_HOOKS) {
+        locked_hooks[phase][n] = fn;
+        __atomic_store_n(&n_locked_hooks[phase], n + 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&hooks_mu);
+}
+
+void gcm__gc_add_roots(void (*push)(void))
+{
+    pthread_mutex_lock(&hooks_mu);
+    if (n_root_providers < MAX_HOOKS) {
+        root_providers[n_root_providers] = push;
+        __atomic_store_n(&n_root_providers, n_root_providers + 1,
+                         __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&hooks_mu);
+}
+
+void gcm__gc_push_range(const void *lo, const void *hi)
+{
+    if ((const char *)hi > (const char *)lo)
+        GC_push_all((void *)lo, (void *)hi);
+}
+
+static GC_push_other_roots_proc bdwgc_push_other_roots;
+
+static void GC_CALLBACK push_other_roots(void)
+{
+    if (bdwgc_push_other_roots != NULL)
+        bdwgc_push_other_roots(); /* thread stacks */
+    int n = __atomic_load_n(&n_root_providers, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n; i++)
+        root_providers[i]();
+}
+
+/* --- the event callback -------------------------------------------------------- */
+
+static void GC_CALLBACK count_marked(void *obj, size_t bytes, void *cd)
+{
+    (void)obj;
+    (void)cd;
+    ev.marked += bytes;
+    ev.marked_objs++;
+}
+
+static void run_locked(gcm__gc_phase phase)
+{
+    int n = __atomic_load_n(&n_locked_hooks[phase], __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n; i++)
+        locked_hooks[phase][i]();
+}
+
+static void GC_CALLBACK on_event(GC_EventType e)
+{
+    int64_t now = gcm__now_ns();
+    switch (e) {
+    case GC_EVENT_START:
+        ev.start = now;
+        ev.pre_stop = ev.post_stop = ev.mark_start = ev.mark_end = now;
+        ev.pre_start = ev.post_start = ev.reclaim_start = ev.reclaim_end = now;
+        break;
+    case GC_EVENT_PRE_STOP_WORLD: ev.pre_stop = now; break;
+    case GC_EVENT_POST_STOP_WORLD: ev.post_stop = now; break;
+    case GC_EVENT_MARK_START: ev.mark_start = now; break;
+    case GC_EVENT_MARK_END: ev.mark_end = now; break;
+    case GC_EVENT_PRE_START_WORLD: ev.pre_start = now; break;
+    case GC_EVENT_POST_START_WORLD: ev.post_start = now; break;
+    case GC_EVENT_RECLAIM_START:
+        ev.reclaim_start = now;
+        run_locked(GCM_GC_RECLAIM_START);
+        break;
+    case GC_EVENT_RECLAIM_END:
+        /* Mark bits are exact here and nothing can allocate from the
+         * global free lists until we return: count what survived. */
+        ev.marked = ev.marked_objs = 0;
+        GC_enumerate_reachable_objects_inner(count_marked, NULL);
+        run_locked(GCM_GC_RECLAIM_END);
+        ev.reclaim_end = gcm__now_ns();
+        break;
+    case GC_EVENT_END:
+        ev.end = now;
+        if (!ev.driver)
+            __atomic_store_n(&G.foreign_pending, 1, __ATOMIC_RELEASE);
+        break;
+    default:
+        break;
+    }
+}
+
+/* --- roots we report as "globals" ------------------------------------------------- */
+
+static int sum_writable(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    uint64_t *sum = arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W))
+            *sum += ph->p_memsz;
+    }
+    return 0;
+}
+
+/* bdwgc does not report how many bytes of roots it scanned; the writable
+ * segments of the loaded objects are what it registers as static roots. */
+static uint64_t globals_size(void)
+{
+    uint64_t sum = 0;
+    dl_iterate_phdr(sum_writable, &sum);
+    return sum;
+}
+
+/* --- pacing -------------------------------------------------------------------- */
+
+static int64_t opt_gogc(void)
+{
+    int64_t v = gcm__opt_int(GCM_OPT_GOGC);
+    return v == GCM_OPT_OFF ? -1 : v;
+}
+
+static int64_t opt_memlimit(void)
+{
+    int64_t v = gcm__opt_int(GCM_OPT_MEMLIMIT);
+    return v == GCM_OPT_OFF ? INT64_MAX : v;
+}
+
+static void current_goal(gcm__pacer_goal *g)
+{
+    int64_t nongc = GCM_LOAD(&G.nongc);
+    gcm__pacer_input in = {
+        .gogc = opt_gogc(),
+        .memlimit = opt_memlimit(),
+        .live = GCM_LOAD(&G.live),
+        .overhead = GCM_LOAD(&G.frag) + (uint64_t)(nongc > 0 ? nongc : 0),
+        .held = GCM_LOAD(&G.mapped) + (uint64_t)(nongc > 0 ? nongc : 0),
+    };
+    gcm__pacer_compute(&in, g);
+}
+
+/* The heap as the pacer sees it: what the last cycle marked, what was
+ * allocated (net of explicit frees) since, and the extra heap now. */
+static uint64_t heap_now(void)
+{
+    int64_t h = (int64_t)GCM_LOAD(&G.marked) + GCM_LOAD(&G.alloc_since) +
+                GCM_LOAD(&G.extra);
+    return h > 0 ? (uint64_t)h : 0;
+}
+
+/* Per-thread fold threshold: small enough that all threads together
+ * overshoot the goal by a few percent at most, large enough that folding is
+ * rare. */
+static void update_flush_bytes(uint64_t goal, uint64_t live)
+{
+    int64_t fb = 256 * 1024;
+    if (goal > live) {
+        int threads = gcm__thread_count();
+        uint64_t per = (goal - live) / (32 * (uint64_t)(threads > 0 ? threads : 1));
+        if (per < (uint64_t)fb)
+            fb = (int64_t)per;
+    } else if (goal != 0) {
+        fb = 0;
+    }
+    if (fb < 8 * 1024)
+        fb = 8 * 1024;
+    GCM_STORE(&G.flush_bytes, fb);
+}
+
+enum { REASON_PACER, REASON_FORCED, REASON_FOREIGN };
+
+/* Finishes the bookkeeping of a cycle whose events are in `ev`.  Called
+ * with G.mu held, outside bdwgc's lock. */
+static void finish_cycle(int reason, uint64_t heap0, uint64_t goal,
+                         int64_t since_at_start)
+{
+    int64_t now = gcm__now_ns();
+    gcm__cycle c;
+    memset(&c, 0, sizeof c);
+    c.n = ++G.cycles;
+    c.forced = reason == REASON_FORCED;
+    c.foreign = reason == REASON_FOREIGN;
+    if (c.forced)
+        G.forced++;
+    c.start_ns = ev.start - start_ns;
+    c.clock_a_ns = ev.mark_start - ev.start;
+    c.clock_b_ns = ev.mark_end - ev.mark_start;
+    c.clock_c_ns = ev.end - ev.mark_end;
+    c.stw_a_ns = ev.mark_start - ev.pre_stop;
+    c.stw_c_ns = ev.post_start - ev.mark_end;
+    c.pause_ns = ev.post_start - ev.pre_stop;
+    c.procs = G.procs;
+    int par = GC_get_parallel();
+    c.markers = par > 0 ? par + 1 : 1;
+    /* The world is stopped for the pause: every processor is lost to the
+     * program.  The rest of the cycle occupies the collecting thread. */
+    int64_t total = ev.end - ev.start;
+    c.gc_cpu_ns = c.pause_ns * c.procs + (total - c.pause_ns);
+
+    /* Keep what other threads allocated while this cycle ran. */
+    __atomic_fetch_sub(&G.alloc_since, since_at_start, __ATOMIC_RELAXED);
+    int64_t extra = GCM_LOAD(&G.extra);
+    GCM_STORE(&G.marked, ev.marked);
+    GCM_STORE(&G.live, ev.marked + (uint64_t)(extra > 0 ? extra : 0));
+    G.live_objects = ev.marked_objs;
+    gcm__counts_read(&G.at_cycle);
+
+    GC_word heap_size = 0, free_bytes = 0, unmapped = 0, since = 0, total_b = 0;
+    GC_get_heap_usage_safe(&heap_size, &free_bytes, &unmapped, &since, &total_b);
+    uint64_t used = heap_size > free_bytes ? heap_size - free_bytes : 0;
+    GCM_STORE(&G.frag, used > ev.marked ? used - ev.marked : 0);
+    GCM_STORE(&G.mapped, (uint64_t)heap_size);
+    GCM_STORE(&G.unmapped, (uint64_t)unmapped);
+
+    c.heap0 = heap0;
+    c.heap1 = heap0; /* nothing allocates while the world is stopped */
+    c.heap2 = GCM_LOAD(&G.live);
+    c.live_objects = ev.marked_objs;
+    c.goal = goal;
+    gcm__pacer_goal next;
+    current_goal(&next);
+    c.next_goal = next.goal;
+    c.globals = globals_size();
+    update_flush_bytes(next.goal, c.heap2);
+
+    G.gc_cpu_total_ns += c.gc_cpu_ns;
+    int64_t elapsed = now - start_ns;
+    c.cpu_fraction = elapsed > 0 ? (double)G.gc_cpu_total_ns /
+                                       ((double)elapsed * c.procs)
+                                 : 0;
+    c.end_unix_ns = unix_ns();
+    gcm__limiter_update(&G.lim, now, total);
+
+    gcm__stats_record_cycle(&c);
+
+    gcm__tls *t = &gcm__tls_self;
+    uint8_t was = t->in_hooks;
+    t->in_hooks = 1;
+    int n = __atomic_load_n(&n_cycle_hooks, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n; i++)
+        cycle_hooks[i].fn(&c, cycle_hooks[i].arg);
+    t->in_hooks = was;
+}
+
+/* Publishes a cycle bdwgc ran on its own (an explicit GC_gcollect by the
+ * program, or a collection bdwgc needed to satisfy an allocation). */
+static void publish_foreign_locked(void)
+{
+    if (!__atomic_exchange_n(&G.foreign_pending, 0, __ATOMIC_ACQ_REL))
+        return;
+    gcm__pacer_goal g;
+    current_goal(&g);
+    finish_cycle(REASON_FOREIGN, heap_now(), g.goal,
+                 GCM_LOAD(&G.alloc_since));
+}
+
+/* Runs one collection.  G.mu must be held. */
+static void collect_locked(int reason, uint64_t goal, bool unmap)
+{
+    if (!G.markers_started) {
+        G.markers_started = true;
+        GC_start_mark_threads();
+    }
+    uint64_t heap0 = heap_now();
+    int64_t since = GCM_LOAD(&G.alloc_since);
+    ev.driver = 1;
+    if (unmap)
+        GC_gcollect_and_unmap();
+    else
+        GC_gcollect();
+    ev.driver = 0;
+    __atomic_store_n(&G.foreign_pending, 0, __ATOMIC_RELEASE);
+    finish_cycle(reason, heap0, goal, since);
+}
+
+static void maybe_collect(gcm__tls *t)
+{
+    if (t->in_hooks)
+        return; /* deferred: the next fold after the hooks will collect */
+    gcm__thread_gc_register(t);
+    pthread_mutex_lock(&G.mu);
+    publish_foreign_locked();
+    gcm__pacer_goal g;
+    current_goal(&g);
+    uint64_t heap = heap_now();
+    gcm__limiter_update(&G.lim, gcm__now_ns(), 0);
+    if (gcm__pacer_should_collect(&g, heap, &G.lim)) {
+        /* When the memory limit drives the cycle, hand idle heap back to
+         * the OS as well: the limit counts mapped memory. */
+        collect_locked(REASON_PACER, g.goal, g.limit_binds);
+    }
+    pthread_mutex_unlock(&G.mu);
+}
+
+void gcm__gc_flush(gcm__tls *t)
+{
+    int64_t pend = t->gc_pending;
+    t->gc_pending = 0;
+    t->gc_flush_at = GCM_LOAD(&G.flush_bytes);
+    GCM_ADD(&G.alloc_since, pend);
+    if (GCM_UNLIKELY(__atomic_load_n(&G.foreign_pending, __ATOMIC_ACQUIRE))) {
+        maybe_collect(t);
+        return;
+    }
+    gcm__pacer_goal g;
+    current_goal(&g);
+    if (g.goal != 0 && heap_now() >= g.goal)
+        maybe_collect(t);
+}
+
+void gcm__gc_extra_heap(int64_t n)
+{
+    GCM_ADD(&G.extra, n);
+    if (n > 0 && GCM_LOAD(&G.ready)) {
+        gcm__tls *t = &gcm__tls_self;
+        gcm__pacer_goal g;
+        current_goal(&g);
+        if (g.goal != 0 && heap_now() >= g.goal)
+            maybe_collect(t);
+    }
+}
+
+void gcm__gc_nongc(int64_t n) { GCM_ADD(&G.nongc, n); }
+
+/* --- bdwgc set-up ---------------------------------------------------------------- */
+
+static void GC_CALLBACK warn_proc(char *msg, GC_word arg)
+{
+    char line[512];
+    gcm__fmt(line, sizeof line, msg, (unsigned long)arg);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
+        line[--n] = '\0';
+    const char *m = line;
+    if (strncmp(m, "GC Warning: ", 12) == 0)
+        m += 12;
+    gcm__diag("bdwgc: %s", m);
+}
+
+static void GC_CALLBACK abort_proc(const char *msg)
+{
+    gcm__diag("bdwgc is aborting the process: %s", msg ? msg : "(no message)");
+}
+
+/* bdwgc grows its heap between cycles when free blocks run out; the
+ * memory limit must see that at once, not at the next cycle's end.  Called
+ * inside bdwgc's lock with the total including unmapped blocks. */
+static void GC_CALLBACK on_heap_resize(GC_word new_size)
+{
+    uint64_t un = GCM_LOAD(&G.unmapped);
+    GCM_STORE(&G.mapped, new_size > un ? (uint64_t)new_size - un : 0);
+}
+
+static int count_procs(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0)
+            return n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static sem_t fin_sem;
+static int fin_thread_state; /* 0 none, 1 starting/running */
+
+static void GC_CALLBACK finalizer_notify(void)
+{
+    if (__atomic_load_n(&fin_thread_state, __ATOMIC_ACQUIRE))
+        sem_post(&fin_sem);
+}
+
+void gcm__gc_init(void)
+{
+    if (G.ready)
+        return;
+    start_ns = gcm__now_ns();
+    G.procs = count_procs();
+    gcm__limiter_init(&G.lim, G.procs, start_ns);
+    gcm__thread_init();
+
+    GC_set_handle_fork(1);
+    int64_t markers = gcm__opt_int(GCM_OPT_MARKERS);
+    if (markers > 0)
+        GC_set_markers_count((unsigned)markers);
+    GC_set_disable_automatic_collection(1);
+    GC_set_dont_precollect(1);
+    GC_set_finalize_on_demand(1);
+    GC_set_warn_proc(warn_proc);
+    GC_set_abort_func(abort_proc);
+    GC_init();
+    GC_allow_register_threads();
+    G.markers_started = GC_get_parallel() > 0;
+    GC_set_on_collection_event(on_event);
+    GC_set_on_heap_resize(on_heap_resize);
+    bdwgc_push_other_roots = GC_get_push_other_roots();
+    GC_set_push_other_roots(push_other_roots);
+    sem_init(&fin_sem, 0, 0);
+    GC_set_finalizer_notifier(finalizer_notify);
+
+    gcm__pacer_goal g;
+    current_goal(&g);
+    update_flush_bytes(g.goal, 0);
+    __atomic_store_n(&G.ready, 1, __ATOMIC_RELEASE);
+
+    /* The calling thread (normally main, from the constructor) is
+     * registered by GC_init. */
+    gcm__tls *t = &gcm__tls_self;
+    t->flags |= GCM_T_GC_REGISTERED;
+    gcm__thread_attach(t);
+}
+
+bool gcm__gc_ready(void) { return __atomic_load_n(&G.ready, __ATOMIC_ACQUIRE); }
+
+/* --- the allocation API ------------------------------------------------------- */
+
+/* bdwgc's size for an object of n requested bytes, cached per request size
+ * for small objects (the mapping is fixed once bdwgc has made it). */
+#define FP_SMALL 2048
+static uint32_t fp_tab[FP_SMALL + 1];
+
+static inline size_t footprint(size_t n, void *p)
+{
+    if (n <= FP_SMALL) {
+        uint32_t f = GCM_LOAD(&fp_tab[n]);
+        if (GCM_LIKELY(f != 0))
+            return f;
+        f = (uint32_t)GC_size(p);
+        GCM_STORE(&fp_tab[n], f);
+        return f;
+    }
+    return GC_size(p);
+}
+
+static GCM_NOINLINE void thread_setup(gcm__tls *t)
+{
+    gcm__ensure_init();
+    gcm__thread_gc_register(t);
+    gcm__thread_attach(t);
+}
+
+static inline void count_alloc(gcm__tls *t, size_t fp)
+{
+    GCM_BUMP(&t->gc_mallocs, 1);
+    GCM_BUMP(&t->gc_alloc_bytes, fp);
+    t->gc_pending += (int64_t)fp;
+    if (GCM_UNLIKELY(t->gc_pending >= t->gc_flush_at))
+        gcm__gc_flush(t);
+}
+
+static inline void count_free(gcm__tls *t, size_t fp)
+{
+    GCM_BUMP(&t->gc_frees, 1);
+    GCM_BUMP(&t->gc_free_bytes, fp);
+    t->gc_pending -= (int64_t)fp;
+}
+
+static inline void *alloc(size_t n, bool atomic)
+{
+    gcm__tls *t = &gcm__tls_self;
+    if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
+        thread_setup(t);
+    if (GCM_UNLIKELY(n > (size_t)PTRDIFF_MAX)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = atomic ? GC_MALLOC_ATOMIC(n) : GC_MALLOC(n);
+    if (GCM_UNLIKELY(p == NULL)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    count_alloc(t, footprint(n, p));
+    return p;
+}
+
+void *gcm_malloc(size_t n) { return alloc(n, false); }
+
+void *gcm_malloc_atomic(size_t n) { return alloc(n, true); }
+
+void *gcm_calloc(size_t count, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return alloc(n, false); /* bdwgc clears pointer-holding objects */
+}
+
+char *gcm_strdup(const char *s)
+{
+    if (s == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    size_t n = strlen(s) + 1;
+    char *p = alloc(n, true);
+    if (p != NULL)
+        memcpy(p, s, n);
+    return p;
+}
+
+/* In debug mode, check that p is the start of a collected object before
+ * handing it to bdwgc, which would corrupt its heap otherwise. */
+static bool valid_object(void *p, const char *what, const void *caller)
+{
+    if (!gcm__config_debug)
+        return true;
+    if (GC_base(p) != p) {
+        gcm__diag_misuse(caller, "%s(%p): not the start of an object from "
+                         "gcm_malloc", what, p);
+        return false;
+    }
+    return true;
+}
+
+void gcm_free(void *p)
+{
+    if (p == NULL)
+        return;
+    if (!valid_object(p, "gcm_free", __builtin_return_address(0)))
+        return;
+    gcm__tls *t = &gcm__tls_self;
+    if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
+        thread_setup(t);
+    count_free(t, GC_size(p));
+    GC_FREE(p);
+}
+
+void *gcm_realloc(void *p, size_t n)
+{
+    if (p == NULL)
+        return alloc(n, false);
+    if (n == 0) {
+        gcm_free(p);
+        return NULL;
+    }
+    if (!valid_object(p, "gcm_realloc", __builtin_return_address(0))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (n > (size_t)PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    gcm__tls *t = &gcm__tls_self;
+    if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
+        thread_setup(t);
+    size_t old = GC_size(p);
+    void *q = GC_REALLOC(p, n);
+    if (q == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t now = GC_size(q);
+    if (q != p || now != old) {
+        count_free(t, old);
+        count_alloc(t, now);
+    }
+    return q;
+}
+
+int gcm_gc(void)
+{
+    gcm__tls *t = &gcm__tls_self;
+    if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
+        thread_setup(t);
+    if (t->in_hooks)
+        return EDEADLK;
+    /* Fold this thread's count so the cycle's heap figures include it. */
+    GCM_ADD(&G.alloc_since, t->gc_pending);
+    t->gc_pending = 0;
+    pthread_mutex_lock(&G.mu);
+    publish_foreign_locked();
+    gcm__pacer_goal g;
+    current_goal(&g);
+    collect_locked(REASON_FORCED, g.goal, false);
+    pthread_mutex_unlock(&G.mu);
+    return 0;
+}
+
+int gcm_set_gc_percent(int percent)
+{
+    gcm__ensure_init();
+    int64_t old = gcm__opt_set_int(GCM_OPT_GOGC,
+                                   percent < 0 ? GCM_OPT_OFF : (int64_t)percent);
+    gcm__pacer_goal g;
+    current_goal(&g);
+    update_flush_bytes(g.goal, GCM_LOAD(&G.live));
+    return old == GCM_OPT_OFF ? -1 : (int)old;
+}
+
+int64_t gcm_set_memory_limit(int64_t bytes)
+{
+    gcm__ensure_init();
+    int64_t old = opt_memlimit();
+    if (bytes < 0)
+        return old;
+    gcm__opt_set_int(GCM_OPT_MEMLIMIT, bytes == INT64_MAX ? GCM_OPT_OFF : bytes);
+    gcm__pacer_goal g;
+    current_goal(&g);
+    update_flush_bytes(g.goal, GCM_LOAD(&G.live));
+    return old;
+}
+
+/* --- finalizers ------------------------------------------------------------------ */
+
+/* Finalizers run on a thread of their own, as Go runs them on a dedicated
+ * goroutine: never inside an allocation of the program's, never while a
+ * lock of the program's might be held.  bdwgc queues ready finalizers and
+ * calls the notifier; the thread then invokes them. */
+static void *finalizer_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        while (sem_wait(&fin_sem) != 0 && errno == EINTR)
+            ;
+        GC_invoke_finalizers();
+    }
+    return NULL;
+}
+
+static int start_finalizer_thread(void)
+{
+    int expected = 0;
+    if (!__atomic_compare_exchange_n(&fin_thread_state, &expected, 1, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return 0;
+    pthread_t th;
+    int rc = gcm__thread_spawn(&th, finalizer_main, NULL);
+    if (rc != 0) {
+        __atomic_store_n(&fin_thread_state, 0, __ATOMIC_RELEASE);
+        return rc;
+    }
+    pthread_detach(th);
+    if (GC_should_invoke_finalizers())
+        sem_post(&fin_sem);
+    return 0;
+}
+
+int gcm_set_finalizer(void *obj, gcm_finalizer_fn fn, void *arg)
+{
+    gcm__tls *t = &gcm__tls_self;
+    if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
+        thread_setup(t);
+    if (obj == NULL || GC_base(obj) != obj)
+        return EINVAL;
+    if (fn != NULL) {
+        int rc = start_finalizer_thread();
+        if (rc != 0)
+            return rc;
+    }
+    GC_register_finalizer(obj, (GC_finalization_proc)fn, arg, NULL, NULL);
+    return 0;
+}
+
+/* --- what stats.c reads ---------------------------------------------------------- */
+
+void gcm__gc_snapshot(gcm__gc_state *s)
+{
+    gcm__pacer_goal g;
+    current_goal(&g);
+    s->next_goal = g.goal;
+    s->marked = GCM_LOAD(&G.marked);
+    int64_t nongc = GCM_LOAD(&G.nongc);
+    s->nongc = nongc > 0 ? (uint64_t)nongc : 0;
+    int64_t extra = GCM_LOAD(&G.extra);
+    s->extra = extra > 0 ? (uint64_t)extra : 0;
+    s->gogc = opt_gogc();
+    s->memlimit = opt_memlimit();
+    pthread_mutex_lock(&G.mu);
+    s->live_objects = G.live_objects;
+    s->limiter_active = G.lim.enabled;
+    s->at_cycle = G.at_cycle;
+    pthread_mutex_unlock(&G.mu);
+}

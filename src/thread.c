@@ -1,0 +1,272 @@
+/*
+ * thread.c — per-thread state, and making every thread visible to the
+ * collector.
+ *
+ * The collector must scan the stack of every thread that may hold a pointer
+ * to a collected object, and bdwgc only scans threads it knows.  A thread
+ * it does not know either has its objects freed under it or, if it starts a
+ * collection, aborts the process ("Collecting from unknown thread").  So
+ * registration has to be automatic, and it happens in two ways:
+ *
+ *  1. At creation.  libgcmalloc interposes pthread_create: the new thread
+ *     starts in a trampoline that registers it with bdwgc before running
+ *     the caller's start routine, so its whole stack is scanned from its
+ *     first instruction, even if it never calls into gcmalloc and only
+ *     receives collected pointers from other threads.  The trampoline takes
+ *     its own frame as the cold end of the stack (everything the thread
+ *     does lives below it), which avoids pthread_getattr_np: that call
+ *     allocates, and inside the preloaded malloc it must not.
+ *     bdwgc's own marker threads are created through the same symbol; they
+ *     must not be registered, so a start routine inside libgc passes
+ *     straight through.
+ *
+ *  2. On first use.  A thread started before gcmalloc was loaded, or by a
+ *     runtime that interposes pthread_create ahead of us (sanitizers),
+ *     registers itself the first time it calls into gcmalloc: before its
+ *     first collected allocation, hence before it can hold a pointer to one.
+ *
+ * Either way the thread is unregistered when it exits, from a pthread key
+ * destructor (which runs for pthread_exit and for a normal return), because
+ * bdwgc would otherwise keep scanning a stack that no longer exists.
+ *
+ * The per-thread state (gcm__tls) lives in static TLS.  Threads are linked
+ * into a registry so that statistics can sum their counters; an exiting
+ * thread folds its counters into the totals of exited threads.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#define GC_THREADS
+#define GC_NO_THREAD_REDIRECTS /* we interpose pthread_create ourselves */
+#include <gc/gc.h>
+#include <mimalloc.h>
+
+#include "internal.h"
+
+GCM_TLS gcm__tls gcm__tls_self;
+
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static gcm__tls *reg_head;
+static int reg_count;
+static gcm__tls dead; /* counters of threads that have exited */
+static pthread_key_t exit_key;
+static bool key_ready;
+
+#define MAX_EXIT_HOOKS 8
+static void (*exit_hooks[MAX_EXIT_HOOKS])(gcm__tls *t);
+static int n_exit_hooks;
+
+/* The uint64_t counters that gcm__thread_sum adds up and that an exiting
+ * thread folds into `dead`. */
+static const size_t summable[] = {
+    offsetof(gcm__tls, gc_mallocs),
+    offsetof(gcm__tls, gc_frees),
+    offsetof(gcm__tls, gc_alloc_bytes),
+    offsetof(gcm__tls, gc_free_bytes),
+};
+
+static uint64_t *field(gcm__tls *t, size_t off)
+{
+    return (uint64_t *)((char *)t + off);
+}
+
+void gcm__thread_on_exit(void (*fn)(gcm__tls *t))
+{
+    pthread_mutex_lock(&reg_mu);
+    if (n_exit_hooks < MAX_EXIT_HOOKS)
+        exit_hooks[n_exit_hooks++] = fn;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+static void thread_exit(void *arg)
+{
+    gcm__tls *t = arg;
+    int n = __atomic_load_n(&n_exit_hooks, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n; i++)
+        exit_hooks[i](t);
+    pthread_mutex_lock(&reg_mu);
+    if (t->flags & GCM_T_LINKED) {
+        for (size_t i = 0; i < GCM_ARRAY_LEN(summable); i++)
+            GCM_ADD(field(&dead, summable[i]), GCM_LOAD(field(t, summable[i])));
+        for (size_t i = 0; i < GCM_ARRAY_LEN(summable); i++)
+            GCM_STORE(field(t, summable[i]), 0);
+        if (t->prev != NULL)
+            t->prev->next = t->next;
+        else
+            reg_head = t->next;
+        if (t->next != NULL)
+            t->next->prev = t->prev;
+        t->next = t->prev = NULL;
+        reg_count--;
+        t->flags &= (uint8_t)~GCM_T_LINKED;
+    }
+    pthread_mutex_unlock(&reg_mu);
+    if (t->flags & GCM_T_GC_OURS)
+        GC_unregister_my_thread();
+    t->flags &= (uint8_t)~(GCM_T_GC_REGISTERED | GCM_T_GC_OURS);
+}
+
+void gcm__thread_init(void)
+{
+    if (!key_ready && pthread_key_create(&exit_key, thread_exit) == 0)
+        key_ready = true;
+}
+
+void gcm__thread_attach(gcm__tls *t)
+{
+    if (t->flags & GCM_T_LINKED)
+        return;
+    pthread_mutex_lock(&reg_mu);
+    t->prev = NULL;
+    t->next = reg_head;
+    if (reg_head != NULL)
+        reg_head->prev = t;
+    reg_head = t;
+    reg_count++;
+    t->flags |= GCM_T_LINKED;
+    pthread_mutex_unlock(&reg_mu);
+    /* A non-NULL value makes the key's destructor run when the thread
+     * exits.  Setting it again after an exit destructor re-attached the
+     * thread schedules one more destructor round, as POSIX allows. */
+    if (key_ready)
+        pthread_setspecific(exit_key, t);
+}
+
+uint64_t gcm__thread_sum(size_t off)
+{
+    pthread_mutex_lock(&reg_mu);
+    uint64_t sum = GCM_LOAD(field(&dead, off));
+    for (gcm__tls *t = reg_head; t != NULL; t = t->next)
+        sum += GCM_LOAD(field(t, off));
+    pthread_mutex_unlock(&reg_mu);
+    return sum;
+}
+
+int gcm__thread_count(void)
+{
+    return __atomic_load_n(&reg_count, __ATOMIC_RELAXED);
+}
+
+void gcm__thread_foreach(void (*fn)(gcm__tls *t, void *arg), void *arg)
+{
+    pthread_mutex_lock(&reg_mu);
+    for (gcm__tls *t = reg_head; t != NULL; t = t->next)
+        fn(t, arg);
+    pthread_mutex_unlock(&reg_mu);
+}
+
+void gcm__thread_gc_register(gcm__tls *t)
+{
+    if (t->flags & GCM_T_GC_REGISTERED)
+        return;
+    if (!gcm__gc_ready())
+        return;
+    struct GC_stack_base sb;
+    if (GC_get_stack_base(&sb) != GC_SUCCESS) {
+        gcm__diag("cannot find this thread's stack; its collected pointers "
+                  "are not scanned");
+        return;
+    }
+    int rc = GC_register_my_thread(&sb);
+    t->flags |= GCM_T_GC_REGISTERED;
+    if (rc == GC_SUCCESS)
+        t->flags |= GCM_T_GC_OURS;
+    gcm__thread_attach(t);
+}
+
+int gcm_thread_register(void)
+{
+    gcm__ensure_init();
+    gcm__thread_gc_register(&gcm__tls_self);
+    return 0;
+}
+
+/* --- pthread_create interposition ----------------------------------------- */
+
+typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *,
+                                 void *(*)(void *), void *);
+
+static pthread_create_fn real_create(void)
+{
+    static pthread_create_fn real;
+    pthread_create_fn f = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
+    if (f == NULL) {
+        f = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+        __atomic_store_n(&real, f, __ATOMIC_RELEASE);
+    }
+    return f;
+}
+
+struct start {
+    void *(*fn)(void *);
+    void *arg;
+    bool internal;
+};
+
+static void *trampoline(void *p)
+{
+    struct start s = *(struct start *)p;
+    mi_free(p);
+    gcm__tls *t = &gcm__tls_self;
+    t->internal = s.internal;
+    if (gcm__gc_ready()) {
+        /* The cold end of this thread's stack, as far as anything we need to
+         * scan is concerned: our own frame (plus the saved frame pointer and
+         * return address above it).  Everything the start routine does, and
+         * `s` itself, lives below. */
+        struct GC_stack_base sb = {
+            .mem_base = (char *)__builtin_frame_address(0) + 2 * sizeof(void *),
+        };
+        int rc = GC_register_my_thread(&sb);
+        t->flags |= GCM_T_GC_REGISTERED;
+        if (rc == GC_SUCCESS)
+            t->flags |= GCM_T_GC_OURS;
+    }
+    gcm__thread_attach(t);
+    return s.fn(s.arg);
+}
+
+static bool inside_libgc(void *(*fn)(void *))
+{
+    static void *gc_base;
+    Dl_info a, b;
+    if (gc_base == NULL && dladdr((void *)&GC_init, &a) != 0)
+        gc_base = a.dli_fbase;
+    return dladdr((void *)fn, &b) != 0 && b.dli_fbase == gc_base;
+}
+
+static int create(pthread_t *th, const pthread_attr_t *attr,
+                  void *(*fn)(void *), void *arg, bool internal)
+{
+    pthread_create_fn real = real_create();
+    if (real == NULL)
+        return EAGAIN;
+    if ((!gcm__gc_ready() && !internal) || inside_libgc(fn))
+        return real(th, attr, fn, arg);
+    struct start *s = mi_malloc(sizeof *s);
+    if (s == NULL)
+        return EAGAIN;
+    *s = (struct start){fn, arg, internal};
+    int rc = real(th, attr, trampoline, s);
+    if (rc != 0)
+        mi_free(s);
+    return rc;
+}
+
+/* Exported on purpose (see docs/architecture.md): the one symbol outside the
+ * gcm_ namespace that libgcmalloc defines, because registration at thread
+ * creation is the only way to scan a thread that never calls us. */
+__attribute__((visibility("default"))) int
+pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *),
+               void *arg)
+{
+    return create(th, attr, fn, arg, false);
+}
+
+int gcm__thread_spawn(pthread_t *th, void *(*fn)(void *), void *arg)
+{
+    return create(th, NULL, fn, arg, true);
+}
