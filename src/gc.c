@@ -658,7 +658,7 @@ char *gcm_strdup(const char *s)
  * handing it to bdwgc, which would corrupt its heap otherwise. */
 static bool valid_object(void *p, const char *what, const void *caller)
 {
-    if (!gcm__config_debug)
+    if (!gcm__debug_on())
         return true;
     if (GC_base(p) != p) {
         gcm__diag_misuse(caller, "%s(%p): not the start of an object from "

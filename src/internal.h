@@ -64,6 +64,7 @@ typedef enum gcm__opt_id {
     GCM_OPT_MEMLIMIT,
     GCM_OPT_GCTRACE,
     GCM_OPT_MARKERS,
+    GCM_OPT_DEBUG,
     GCM_OPT__COUNT
 } gcm__opt_id;
 
@@ -127,6 +128,13 @@ GCM_HIDDEN void gcm__options_print(void);
 /* Re-reads the environment (tests only: the environment normally is read
  * once, at start-up). */
 GCM_HIDDEN void gcm__options_reload(void);
+
+/* Debug checks (misuse detection in arenas, pools, the GC heap): on in a
+ * GCMALLOC_DEBUG=ON build, or at run time with GCMALLOC_DEBUG=1. */
+static inline bool gcm__debug_on(void)
+{
+    return gcm__config_debug || gcm__opt_bool(GCM_OPT_DEBUG);
+}
 
 /* ------------------------------------------------------------------------
  * Diagnostics (src/diag.c): one sink, never allocates.

@@ -73,6 +73,11 @@ static const gcm__opt_def table[GCM_OPT__COUNT] = {
         .doc = "marker threads (1 = mark on the collecting thread only); "
                "0 = bdwgc's default, one per CPU",
     },
+    [GCM_OPT_DEBUG] = {
+        .name = "GCMALLOC_DEBUG", .type = GCM_OT_BOOL, .def = "0",
+        .doc = "check for misuse (bad frees, double puts, stale marks) and "
+               "report what and where; always on in a debug build",
+    },
 };
 
 /* --- effective values ---------------------------------------------------- */

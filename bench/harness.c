@@ -1,0 +1,291 @@
+/*
+ * harness.c — see harness.h.  Mirrors Go's testing.B: run once with n=1,
+ * then predict the n that fills the time budget (growing at most 100× per
+ * step and rounding to a "nice" number), as launch/runN in testing/benchmark.go.
+ */
+#define _GNU_SOURCE
+#include "harness.h"
+
+#include <pthread.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gcmalloc.h>
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void read_counts(uint64_t *allocs, uint64_t *bytes)
+{
+    struct gcm_memstats ms;
+    gcm_read_memstats(&ms);
+    *allocs = ms.mallocs;
+    *bytes = ms.total_alloc;
+}
+
+void bench_start_timer(bench_b *b)
+{
+    if (b->timer_on)
+        return;
+    read_counts(&b->allocs0, &b->bytes0);
+    b->start_ns = now_ns();
+    b->timer_on = true;
+}
+
+void bench_stop_timer(bench_b *b)
+{
+    if (!b->timer_on)
+        return;
+    b->elapsed_ns += now_ns() - b->start_ns;
+    uint64_t a, y;
+    read_counts(&a, &y);
+    b->allocs += a - b->allocs0;
+    b->bytes += y - b->bytes0;
+    b->timer_on = false;
+}
+
+void bench_reset_timer(bench_b *b)
+{
+    if (b->timer_on) {
+        read_counts(&b->allocs0, &b->bytes0);
+        b->start_ns = now_ns();
+    }
+    b->elapsed_ns = 0;
+    b->allocs = b->bytes = 0;
+    b->user_allocs = b->user_bytes = 0;
+    b->user_counted = false;
+    b->nmetrics = 0;
+}
+
+void bench_count_alloc(bench_b *b, uint64_t n, uint64_t bytes)
+{
+    b->user_counted = true;
+    b->user_allocs += n;
+    b->user_bytes += bytes;
+}
+
+void bench_report_metric(bench_b *b, double value, const char *unit)
+{
+    for (int i = 0; i < b->nmetrics; i++) {
+        if (strcmp(b->metrics[i].unit, unit) == 0) {
+            b->metrics[i].v = value;
+            return;
+        }
+    }
+    if (b->nmetrics < 8) {
+        b->metrics[b->nmetrics].v = value;
+        snprintf(b->metrics[b->nmetrics].unit, sizeof b->metrics[0].unit, "%s", unit);
+        b->nmetrics++;
+    }
+}
+
+struct par {
+    void (*body)(void *, int64_t);
+    void *arg;
+    int64_t iters;
+    pthread_barrier_t *bar;
+};
+
+static void *par_main(void *p)
+{
+    struct par *w = p;
+    pthread_barrier_wait(w->bar);
+    w->body(w->arg, w->iters);
+    return NULL;
+}
+
+void bench_run_parallel(bench_b *b, void (*body)(void *, int64_t), void *arg)
+{
+    int P = b->procs > 0 ? b->procs : 1;
+    pthread_t th[64];
+    struct par w[64];
+    pthread_barrier_t bar;
+    if (P > 64)
+        P = 64;
+    pthread_barrier_init(&bar, NULL, (unsigned)P + 1);
+    for (int i = 0; i < P; i++) {
+        w[i] = (struct par){body, arg, b->n / P + (i < b->n % P ? 1 : 0), &bar};
+        pthread_create(&th[i], NULL, par_main, &w[i]);
+    }
+    bench_reset_timer(b);
+    pthread_barrier_wait(&bar);
+    for (int i = 0; i < P; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&bar);
+}
+
+static void run_n(bench_b *b, bench_fn fn, int64_t n)
+{
+    b->n = n;
+    b->elapsed_ns = 0;
+    b->allocs = b->bytes = 0;
+    b->user_allocs = b->user_bytes = 0;
+    b->user_counted = false;
+    b->nmetrics = 0;
+    b->timer_on = false;
+    bench_start_timer(b);
+    fn(b);
+    bench_stop_timer(b);
+}
+
+/* Go's roundUp: the smallest 1, 2, 3, 5 × 10^k not below n. */
+static int64_t round_up(int64_t n)
+{
+    int64_t base = 1;
+    while (base * 10 <= n)
+        base *= 10;
+    if (n <= base)
+        return base;
+    if (n <= 2 * base)
+        return 2 * base;
+    if (n <= 3 * base)
+        return 3 * base;
+    if (n <= 5 * base)
+        return 5 * base;
+    return 10 * base;
+}
+
+static bool parse_benchtime(const char *s, int64_t *ns, int64_t *iters)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v <= 0)
+        return false;
+    *ns = 0;
+    *iters = 0;
+    if (strcmp(end, "x") == 0)
+        *iters = (int64_t)v;
+    else if (strcmp(end, "s") == 0)
+        *ns = (int64_t)(v * 1e9);
+    else if (strcmp(end, "ms") == 0)
+        *ns = (int64_t)(v * 1e6);
+    else
+        return false;
+    return true;
+}
+
+static void print_header(void)
+{
+    printf("goos: linux\ngoarch: amd64\npkg: gcmalloc/bench\n");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "model name", 10) == 0) {
+            char *v = strchr(line, ':');
+            if (v != NULL) {
+                v += 2;
+                v[strcspn(v, "\n")] = '\0';
+                printf("cpu: %s\n", v);
+            }
+            break;
+        }
+    }
+    if (f != NULL)
+        fclose(f);
+    fflush(stdout);
+}
+
+static void print_line(const char *name, int procs, const bench_b *b)
+{
+    double ns = b->n > 0 ? (double)b->elapsed_ns / (double)b->n : 0;
+    uint64_t allocs = b->user_counted ? b->user_allocs : b->allocs;
+    uint64_t bytes = b->user_counted ? b->user_bytes : b->bytes;
+    char full[256];
+    snprintf(full, sizeof full, "Benchmark%s-%d", name, procs);
+    printf("%-40s %10lld", full, (long long)b->n);
+    if (ns >= 100)
+        printf(" %12.0f ns/op", ns);
+    else if (ns >= 10)
+        printf(" %12.1f ns/op", ns);
+    else
+        printf(" %12.2f ns/op", ns);
+    printf(" %8llu B/op %8llu allocs/op",
+           (unsigned long long)(b->n ? bytes / (uint64_t)b->n : 0),
+           (unsigned long long)(b->n ? allocs / (uint64_t)b->n : 0));
+    for (int i = 0; i < b->nmetrics; i++)
+        printf(" %12.4g %s", b->metrics[i].v, b->metrics[i].unit);
+    printf("\n");
+    fflush(stdout);
+}
+
+int bench_main(int argc, char **argv, const bench_def *defs)
+{
+    const char *pattern = ".";
+    int64_t budget_ns = 1000000000, fixed_iters = 0;
+    int count = 1;
+    int procs = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (a[0] == '-' && a[1] == '-')
+            a++;
+        if ((strcmp(a, "-bench") == 0 || strcmp(a, "-run") == 0) && v) {
+            pattern = v;
+            i++;
+        } else if (strcmp(a, "-benchtime") == 0 && v) {
+            if (!parse_benchtime(v, &budget_ns, &fixed_iters)) {
+                fprintf(stderr, "bad -benchtime %s (use 1s, 500ms or 1000x)\n", v);
+                return 2;
+            }
+            i++;
+        } else if (strcmp(a, "-count") == 0 && v) {
+            count = atoi(v);
+            i++;
+        } else if (strcmp(a, "-cpu") == 0 && v) {
+            procs = atoi(v);
+            i++;
+        } else {
+            fprintf(stderr, "usage: %s [-bench REGEX] [-benchtime 1s|1000x] "
+                            "[-count N] [-cpu N]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (count < 1 || procs < 1) {
+        fprintf(stderr, "-count and -cpu must be positive\n");
+        return 2;
+    }
+    regex_t re;
+    if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) != 0) {
+        fprintf(stderr, "bad -bench pattern %s\n", pattern);
+        return 2;
+    }
+    print_header();
+    for (const bench_def *d = defs; d->name != NULL; d++) {
+        if (regexec(&re, d->name, 0, NULL, 0) != 0)
+            continue;
+        for (int c = 0; c < count; c++) {
+            bench_b b = {.procs = procs};
+            if (fixed_iters > 0) {
+                run_n(&b, d->fn, fixed_iters);
+            } else {
+                int64_t n = 1;
+                run_n(&b, d->fn, n);
+                while (b.elapsed_ns < budget_ns && n < 1000000000) {
+                    int64_t prev = n;
+                    int64_t per = b.elapsed_ns / n;
+                    if (per <= 0)
+                        per = 1;
+                    n = budget_ns * 6 / 5 / per; /* aim 20% over, as Go */
+                    if (n > prev * 100)
+                        n = prev * 100;
+                    if (n <= prev)
+                        n = prev + 1;
+                    n = round_up(n);
+                    run_n(&b, d->fn, n);
+                }
+            }
+            print_line(d->name, procs, &b);
+        }
+    }
+    regfree(&re);
+    printf("PASS\n");
+    return 0;
+}
