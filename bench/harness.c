@@ -193,9 +193,45 @@ static void print_header(void)
     fflush(stdout);
 }
 
+static struct {
+    char name[128];
+    double ns;
+} results[256];
+static int nresults;
+
+static void remember(const char *name, double ns)
+{
+    for (int i = 0; i < nresults; i++) {
+        if (strcmp(results[i].name, name) == 0) {
+            results[i].ns = ns;
+            return;
+        }
+    }
+    if (nresults < 256) {
+        snprintf(results[nresults].name, sizeof results[0].name, "%s", name);
+        results[nresults++].ns = ns;
+    }
+}
+
+double bench_result_ns(const char *name)
+{
+    for (int i = 0; i < nresults; i++)
+        if (strcmp(results[i].name, name) == 0)
+            return results[i].ns;
+    return 0;
+}
+
+void bench_print_ratio(const char *a, const char *b)
+{
+    double x = bench_result_ns(a), y = bench_result_ns(b);
+    if (x > 0 && y > 0)
+        printf("ratio %s / %s = %.3f\n", a, b, x / y);
+}
+
 static void print_line(const char *name, int procs, const bench_b *b)
 {
     double ns = b->n > 0 ? (double)b->elapsed_ns / (double)b->n : 0;
+    remember(name, ns);
     uint64_t allocs = b->user_counted ? b->user_allocs : b->allocs;
     uint64_t bytes = b->user_counted ? b->user_bytes : b->bytes;
     char full[256];
@@ -286,6 +322,5 @@ int bench_main(int argc, char **argv, const bench_def *defs)
         }
     }
     regfree(&re);
-    printf("PASS\n");
     return 0;
 }

@@ -60,6 +60,13 @@ void bench_report_metric(bench_b *b, double value, const char *unit);
 void bench_run_parallel(bench_b *b, void (*body)(void *arg, int64_t iterations),
                         void *arg);
 
+/* ns/op of the last run of benchmark `name` (as printed, without the
+ * "Benchmark" prefix and -P suffix) in this process; 0 if it did not run.
+ * For printing ratios between peers measured in the same run. */
+double bench_result_ns(const char *name);
+/* Prints "ratio a/b = x" lines for each pair whose both sides ran. */
+void bench_print_ratio(const char *a, const char *b);
+
 /* Keeps the compiler from deleting a computation whose result is unused. */
 static inline void bench_sink(void *p) { __asm__ volatile("" : : "r"(p) : "memory"); }
 

@@ -359,8 +359,6 @@ static void finish_cycle(int reason, uint64_t heap0, uint64_t goal,
 
     GC_word heap_size = 0, free_bytes = 0, unmapped = 0, since = 0, total_b = 0;
     GC_get_heap_usage_safe(&heap_size, &free_bytes, &unmapped, &since, &total_b);
-    uint64_t used = heap_size > free_bytes ? heap_size - free_bytes : 0;
-    GCM_STORE(&G.frag, used > ev.marked ? used - ev.marked : 0);
     GCM_STORE(&G.mapped, (uint64_t)heap_size);
     GCM_STORE(&G.unmapped, (uint64_t)unmapped);
 
@@ -406,6 +404,23 @@ static void publish_foreign_locked(void)
                  GCM_LOAD(&G.alloc_since));
 }
 
+/* The memory the collector's heap holds beyond its objects: partly used
+ * blocks, size-class rounding of blocks, blocks not yet swept.  Measured
+ * just before a cycle, when the heap's objects are counted exactly (marked
+ * + allocated since) and lazy sweeping has caught up with the size classes
+ * in use; right after a cycle the unswept garbage would be counted as
+ * overhead and halve the memory limit's runway.  Go's equivalent is
+ * mappedReady − heapFree − heapAlloc. */
+static void measure_overhead(uint64_t heap0)
+{
+    GC_word heap_size = 0, free_bytes = 0, unmapped = 0, since = 0, total = 0;
+    GC_get_heap_usage_safe(&heap_size, &free_bytes, &unmapped, &since, &total);
+    uint64_t used = heap_size > free_bytes ? heap_size - free_bytes : 0;
+    int64_t extra = GCM_LOAD(&G.extra);
+    uint64_t gc_heap = heap0 - (uint64_t)(extra > 0 ? extra : 0);
+    GCM_STORE(&G.frag, used > gc_heap ? used - gc_heap : 0);
+}
+
 /* Runs one collection.  G.mu must be held. */
 static void collect_locked(int reason, uint64_t goal, bool unmap)
 {
@@ -414,6 +429,7 @@ static void collect_locked(int reason, uint64_t goal, bool unmap)
         GC_start_mark_threads();
     }
     uint64_t heap0 = heap_now();
+    measure_overhead(heap0);
     int64_t since = GCM_LOAD(&G.alloc_since);
     ev.driver = 1;
     if (unmap)
@@ -524,6 +540,18 @@ static void GC_CALLBACK finalizer_notify(void)
         sem_post(&fin_sem);
 }
 
+/* fork(): bdwgc's own handlers (GC_set_handle_fork) keep its heap
+ * consistent and turn parallel marking off in the child; ours hold our
+ * cycle mutex across the fork and let the child start marker threads
+ * again at its first collection. */
+static void fork_prepare(void) { pthread_mutex_lock(&G.mu); }
+static void fork_parent(void) { pthread_mutex_unlock(&G.mu); }
+static void fork_child(void)
+{
+    pthread_mutex_init(&G.mu, NULL);
+    G.markers_started = false;
+}
+
 void gcm__gc_init(void)
 {
     if (G.ready)
@@ -551,6 +579,8 @@ void gcm__gc_init(void)
     GC_set_push_other_roots(push_other_roots);
     sem_init(&fin_sem, 0, 0);
     GC_set_finalizer_notifier(finalizer_notify);
+
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
 
     gcm__pacer_goal g;
     current_goal(&g);

@@ -109,10 +109,34 @@ static void thread_exit(void *arg)
     t->flags &= (uint8_t)~(GCM_T_GC_REGISTERED | GCM_T_GC_OURS);
 }
 
+/* fork(): only the forking thread exists in the child.  The others'
+ * state blocks are copies nobody will update again: fold their counters
+ * into the exited totals and leave the forking thread alone in the
+ * registry. */
+static void fork_prepare(void) { pthread_mutex_lock(&reg_mu); }
+static void fork_parent(void) { pthread_mutex_unlock(&reg_mu); }
+static void fork_child(void)
+{
+    pthread_mutex_init(&reg_mu, NULL);
+    gcm__tls *self = &gcm__tls_self;
+    for (gcm__tls *t = reg_head; t != NULL; t = t->next) {
+        if (t == self)
+            continue;
+        for (size_t i = 0; i < GCM_ARRAY_LEN(summable); i++)
+            GCM_ADD(field(&dead, summable[i]), GCM_LOAD(field(t, summable[i])));
+    }
+    bool linked = self->flags & GCM_T_LINKED;
+    reg_head = linked ? self : NULL;
+    reg_count = linked ? 1 : 0;
+    self->next = self->prev = NULL;
+}
+
 void gcm__thread_init(void)
 {
-    if (!key_ready && pthread_key_create(&exit_key, thread_exit) == 0)
+    if (!key_ready && pthread_key_create(&exit_key, thread_exit) == 0) {
         key_ready = true;
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+    }
 }
 
 void gcm__thread_attach(gcm__tls *t)
