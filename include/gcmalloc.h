@@ -19,7 +19,10 @@
 #define GCMALLOC_H
 
 #include "gcmalloc/common.h"
+#include "gcmalloc/arena.h"
 #include "gcmalloc/gc.h"
+#include "gcmalloc/pool.h"
+#include "gcmalloc/prof.h"
 #include "gcmalloc/stats.h"
 
 #endif /* GCMALLOC_H */

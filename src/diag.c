@@ -79,6 +79,19 @@ int gcm__open_output(const char *path, bool append)
     return fd;
 }
 
+/* Where a duplicate of stderr goes: high, out of the way of the lowest-
+ * free-descriptor numbering programs rely on (valgrind does the same). */
+#define DIAG_FD_MIN 1000
+
+void gcm__diag_keep_stderr(void)
+{
+    if (gcm__opt_int(GCM_OPT_LOG) == GCM_OUTPUT_PATH || gcm__diag_fd() != 2)
+        return;
+    int fd = fcntl(2, F_DUPFD_CLOEXEC, DIAG_FD_MIN);
+    if (fd >= 0)
+        __atomic_store_n(&diag_fd, fd, __ATOMIC_RELEASE);
+}
+
 void gcm__diag_open(void)
 {
     if (gcm__opt_int(GCM_OPT_LOG) != GCM_OUTPUT_PATH)

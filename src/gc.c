@@ -67,6 +67,7 @@
 /* --- clocks ------------------------------------------------------------------ */
 
 static int64_t start_ns;
+bool gcm__gc_lazy;
 
 int64_t gcm__now_ns(void)
 {
@@ -76,6 +77,12 @@ int64_t gcm__now_ns(void)
 }
 
 int64_t gcm__since_start_ns(void) { return gcm__now_ns() - start_ns; }
+
+void gcm__clock_start(void)
+{
+    if (start_ns == 0)
+        start_ns = gcm__now_ns();
+}
 
 static int64_t unix_ns(void)
 {
@@ -424,10 +431,7 @@ static void measure_overhead(uint64_t heap0)
 /* Runs one collection.  G.mu must be held. */
 static void collect_locked(int reason, uint64_t goal, bool unmap)
 {
-    if (!G.markers_started) {
-        G.markers_started = true;
-        GC_start_mark_threads();
-    }
+    gcm__gc_allow_threads();
     uint64_t heap0 = heap_now();
     measure_overhead(heap0);
     int64_t since = GCM_LOAD(&G.alloc_since);
@@ -470,6 +474,12 @@ void gcm__gc_flush(gcm__tls *t)
         maybe_collect(t);
         return;
     }
+    /* With a memory limit, what the collector holds mapped matters between
+     * cycles: bdwgc maps blocks back in (after returning them to the OS)
+     * without resizing its heap, so on_heap_resize does not see it.  Ask
+     * bdwgc (it takes its lock: only with a limit, once per fold). */
+    if (opt_memlimit() != INT64_MAX)
+        GCM_STORE(&G.mapped, (uint64_t)GC_get_heap_size());
     gcm__pacer_goal g;
     current_goal(&g);
     if (g.goal != 0 && heap_now() >= g.goal)
@@ -540,47 +550,104 @@ static void GC_CALLBACK finalizer_notify(void)
         sem_post(&fin_sem);
 }
 
-/* fork(): bdwgc's own handlers (GC_set_handle_fork) keep its heap
- * consistent and turn parallel marking off in the child; ours hold our
- * cycle mutex across the fork and let the child start marker threads
- * again at its first collection. */
-static void fork_prepare(void) { pthread_mutex_lock(&G.mu); }
-static void fork_parent(void) { pthread_mutex_unlock(&G.mu); }
-static void fork_child(void)
+/* fork(): our cycle mutex is the outermost lock (a cycle takes bdwgc's
+ * lock inside it).  bdwgc's own fork handling is driven from here
+ * (GC_set_handle_fork(-1)) so that its lock is taken after ours, as a
+ * collection takes them; it keeps the heap consistent and turns parallel
+ * marking off in the child, which starts marker threads again at its first
+ * collection. */
+void gcm__gc_fork_outer(int phase)
 {
-    pthread_mutex_init(&G.mu, NULL);
-    G.markers_started = false;
+    if (phase == GCM_FORK_PREPARE) {
+        pthread_mutex_lock(&G.mu);
+    } else if (phase == GCM_FORK_PARENT) {
+        pthread_mutex_unlock(&G.mu);
+    } else {
+        pthread_mutex_init(&G.mu, NULL);
+        __atomic_store_n(&G.markers_started, false, __ATOMIC_RELEASE);
+    }
+}
+
+void gcm__gc_fork_inner(int phase)
+{
+    static bool held; /* prepared while the collector was running */
+    if (phase == GCM_FORK_PREPARE) {
+        held = gcm__gc_ready();
+        if (held)
+            GC_atfork_prepare();
+    } else if (held) {
+        if (phase == GCM_FORK_PARENT)
+            GC_atfork_parent();
+        else
+            GC_atfork_child();
+    }
+}
+
+static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* bdwgc's GC_allow_register_threads starts the parallel marker threads and
+ * turns on its locking.  Both must happen before a second thread uses the
+ * collector, but not at start-up: the preloaded library initializes the
+ * collector inside the program's first malloc, possibly before the C
+ * library has finished starting, when creating threads is not safe.  So it
+ * is done here, on the first thread creation, the first registration of
+ * another thread, or the first collection, whichever comes first. */
+void gcm__gc_allow_threads(void)
+{
+    if (__atomic_load_n(&G.markers_started, __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&init_mu);
+    if (!G.markers_started) {
+        static bool allowed;
+        if (!allowed) {
+            GC_allow_register_threads();
+            allowed = true;
+        } else {
+            GC_start_mark_threads(); /* again, in a forked child */
+        }
+        __atomic_store_n(&G.markers_started, true, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&init_mu);
 }
 
 void gcm__gc_init(void)
 {
-    if (G.ready)
+    if (gcm__gc_ready())
         return;
-    start_ns = gcm__now_ns();
+    /* Normally called once at start-up; lazily (preload fast mode), any
+     * thread may get here first. */
+    pthread_mutex_lock(&init_mu);
+    if (G.ready) {
+        pthread_mutex_unlock(&init_mu);
+        return;
+    }
+    gcm__clock_start();
     G.procs = count_procs();
     gcm__limiter_init(&G.lim, G.procs, start_ns);
     gcm__thread_init();
 
-    GC_set_handle_fork(1);
+    GC_set_handle_fork(-1); /* driven by gcm__gc_fork_inner, in order */
     int64_t markers = gcm__opt_int(GCM_OPT_MARKERS);
     if (markers > 0)
         GC_set_markers_count((unsigned)markers);
     GC_set_disable_automatic_collection(1);
+    /* With its own trigger off, bdwgc's free-space divisor only sets how
+     * much the heap grows when it runs out of blocks: heap/divisor at a
+     * time.  Its default (3) grows a 48 MiB heap by 16 MiB in one step,
+     * which can carry memory far past a soft limit before the next check
+     * sees it; 16 keeps each step near 6%. */
+    GC_set_free_space_divisor(16);
     GC_set_dont_precollect(1);
     GC_set_finalize_on_demand(1);
     GC_set_warn_proc(warn_proc);
     GC_set_abort_func(abort_proc);
     GC_init();
-    GC_allow_register_threads();
-    G.markers_started = GC_get_parallel() > 0;
     GC_set_on_collection_event(on_event);
     GC_set_on_heap_resize(on_heap_resize);
     bdwgc_push_other_roots = GC_get_push_other_roots();
     GC_set_push_other_roots(push_other_roots);
     sem_init(&fin_sem, 0, 0);
     GC_set_finalizer_notifier(finalizer_notify);
-
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
 
     gcm__pacer_goal g;
     current_goal(&g);
@@ -592,6 +659,7 @@ void gcm__gc_init(void)
     gcm__tls *t = &gcm__tls_self;
     t->flags |= GCM_T_GC_REGISTERED;
     gcm__thread_attach(t);
+    pthread_mutex_unlock(&init_mu);
 }
 
 bool gcm__gc_ready(void) { return __atomic_load_n(&G.ready, __ATOMIC_ACQUIRE); }
@@ -619,6 +687,8 @@ static inline size_t footprint(size_t n, void *p)
 static GCM_NOINLINE void thread_setup(gcm__tls *t)
 {
     gcm__ensure_init();
+    if (!gcm__gc_ready())
+        gcm__gc_init(); /* lazy start (preload fast mode) */
     gcm__thread_gc_register(t);
     gcm__thread_attach(t);
 }
@@ -639,7 +709,9 @@ static inline void count_free(gcm__tls *t, size_t fp)
     t->gc_pending -= (int64_t)fp;
 }
 
-static inline void *alloc(size_t n, bool atomic)
+/* `caller` is the return address into the program (GCM_PROF_CALLER() in
+ * the exported function), where a sampled allocation's stack starts. */
+static inline void *alloc(size_t n, bool atomic, const void *caller)
 {
     gcm__tls *t = &gcm__tls_self;
     if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
@@ -653,13 +725,19 @@ static inline void *alloc(size_t n, bool atomic)
         errno = ENOMEM;
         return NULL;
     }
-    count_alloc(t, footprint(n, p));
+    size_t fp = footprint(n, p);
+    count_alloc(t, fp);
+    if (gcm__prof_tick(t, fp))
+        gcm__prof_record_alloc(p, fp, GCM_PROF_GC, NULL, caller);
     return p;
 }
 
-void *gcm_malloc(size_t n) { return alloc(n, false); }
+void *gcm_malloc(size_t n) { return alloc(n, false, GCM_PROF_CALLER()); }
 
-void *gcm_malloc_atomic(size_t n) { return alloc(n, true); }
+void *gcm_malloc_atomic(size_t n)
+{
+    return alloc(n, true, GCM_PROF_CALLER());
+}
 
 void *gcm_calloc(size_t count, size_t size)
 {
@@ -668,7 +746,8 @@ void *gcm_calloc(size_t count, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return alloc(n, false); /* bdwgc clears pointer-holding objects */
+    /* bdwgc clears pointer-holding objects */
+    return alloc(n, false, GCM_PROF_CALLER());
 }
 
 char *gcm_strdup(const char *s)
@@ -678,7 +757,7 @@ char *gcm_strdup(const char *s)
         return NULL;
     }
     size_t n = strlen(s) + 1;
-    char *p = alloc(n, true);
+    char *p = alloc(n, true, GCM_PROF_CALLER());
     if (p != NULL)
         memcpy(p, s, n);
     return p;
@@ -708,13 +787,14 @@ void gcm_free(void *p)
     if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
         thread_setup(t);
     count_free(t, GC_size(p));
+    gcm__prof_free(p); /* before the address can be reused */
     GC_FREE(p);
 }
 
 void *gcm_realloc(void *p, size_t n)
 {
     if (p == NULL)
-        return alloc(n, false);
+        return alloc(n, false, GCM_PROF_CALLER());
     if (n == 0) {
         gcm_free(p);
         return NULL;
@@ -731,15 +811,27 @@ void *gcm_realloc(void *p, size_t n)
     if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
         thread_setup(t);
     size_t old = GC_size(p);
+    /* A sampled object's record is taken out first: once bdwgc frees p,
+     * another thread may get (and sample) the same address. */
+    gcm__prof_obj po;
+    bool sampled = gcm__prof_detach(p, &po);
     void *q = GC_REALLOC(p, n);
     if (q == NULL) {
+        if (sampled)
+            gcm__prof_reattach(p, &po);
         errno = ENOMEM;
         return NULL;
     }
     size_t now = GC_size(q);
     if (q != p || now != old) {
+        if (sampled)
+            gcm__prof_release(&po);
         count_free(t, old);
         count_alloc(t, now);
+        if (gcm__prof_tick(t, now))
+            gcm__prof_record_alloc(q, now, GCM_PROF_GC, NULL, GCM_PROF_CALLER());
+    } else if (sampled) {
+        gcm__prof_reattach(p, &po);
     }
     return q;
 }
@@ -857,4 +949,129 @@ void gcm__gc_snapshot(gcm__gc_state *s)
     s->limiter_active = G.lim.enabled;
     s->at_cycle = G.at_cycle;
     pthread_mutex_unlock(&G.mu);
+}
+
+/* --- the malloc family's collected modes (preload.c) ------------------------------
+ *
+ * The preloaded library's gc and leakcheck modes hand out collected objects
+ * through malloc.  Unlike gcm_malloc's callers, theirs may ask for any
+ * alignment, and some of their objects must never be collected (those the
+ * C library and the dynamic loader keep in places the collector cannot
+ * scan); and free() receives whatever pointer malloc returned, which for an
+ * over-aligned object is inside it.  So these entry points work from an
+ * object's base wherever it matters. */
+
+void *gcm__gc_alloc(size_t n, size_t align, unsigned flags, const void *caller)
+{
+    gcm__tls *t = &gcm__tls_self;
+    if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
+        thread_setup(t);
+    size_t extra = align > 16 ? align - 1 : 0;
+    if (GCM_UNLIKELY(n > (size_t)PTRDIFF_MAX - extra)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *base;
+    if (flags & GCM_GCA_UNCOLLECTABLE)
+        base = GC_malloc_uncollectable(n + extra);
+    else if (flags & GCM_GCA_ATOMIC)
+        base = GC_MALLOC_ATOMIC(n + extra);
+    else
+        base = GC_MALLOC(n + extra);
+    if (GCM_UNLIKELY(base == NULL)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    count_alloc(t, extra ? GC_size(base) : footprint(n, base));
+    uintptr_t a = (uintptr_t)base;
+    if (extra)
+        a = (a + align - 1) & ~(uintptr_t)(align - 1);
+    /* The malloc kind records the bytes the program asked for, in every
+     * mode, so profiles and leak reports agree with its own arithmetic. */
+    if (gcm__prof_tick(t, n))
+        gcm__prof_record_alloc((void *)a, n, GCM_PROF_MALLOC | GCM_PROF_COLLECTED,
+                               NULL, caller);
+    return (void *)a;
+}
+
+bool gcm__gc_owns(const void *p)
+{
+    return gcm__gc_ready() && GC_is_heap_ptr(p);
+}
+
+size_t gcm__gc_usable(const void *p)
+{
+    void *base = GC_base((void *)p);
+    if (base == NULL)
+        return 0;
+    return GC_size(base) - (size_t)((const char *)p - (const char *)base);
+}
+
+void gcm__gc_free_any(void *p)
+{
+    void *base = GC_base(p);
+    if (base == NULL)
+        return;
+    gcm__tls *t = &gcm__tls_self;
+    if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
+        thread_setup(t);
+    gcm__prof_free(p); /* before the address can be reused */
+    count_free(t, GC_size(base));
+    GC_FREE(base);
+}
+
+/* realloc for objects from gcm__gc_alloc: in place through bdwgc when p is
+ * an object's base (bdwgc keeps its kind, collectable or not), else a new
+ * object of the same kind and a copy. */
+void *gcm__gc_realloc_any(void *p, size_t n, const void *caller)
+{
+    void *base = GC_base(p);
+    if (base == p && n <= (size_t)PTRDIFF_MAX) {
+        gcm__tls *t = &gcm__tls_self;
+        if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
+            thread_setup(t);
+        size_t old = GC_size(p);
+        gcm__prof_obj po;
+        bool sampled = gcm__prof_detach(p, &po);
+        void *q = GC_REALLOC(p, n);
+        if (q == NULL) {
+            if (sampled)
+                gcm__prof_reattach(p, &po);
+            errno = ENOMEM;
+            return NULL;
+        }
+        size_t now = GC_size(q);
+        if (q != p || now != old) {
+            if (sampled)
+                gcm__prof_release(&po);
+            count_free(t, old);
+            count_alloc(t, now);
+            if (gcm__prof_tick(t, n))
+                gcm__prof_record_alloc(q, n, GCM_PROF_MALLOC | GCM_PROF_COLLECTED,
+                                       NULL, caller);
+        } else if (sampled) {
+            gcm__prof_reattach(p, &po);
+        }
+        return q;
+    }
+    /* An over-aligned object (p inside it): a fresh one of the same kind.
+     * realloc promises max_align_t alignment only, as glibc's does. */
+    size_t have = gcm__gc_usable(p);
+    if (n > (size_t)PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *q = GC_generic_or_special_malloc(n, GC_get_kind_and_size(base, NULL));
+    if (q == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    gcm__tls *t = &gcm__tls_self;
+    count_alloc(t, GC_size(q));
+    if (gcm__prof_tick(t, n))
+        gcm__prof_record_alloc(q, n, GCM_PROF_MALLOC | GCM_PROF_COLLECTED, NULL,
+                               caller);
+    memcpy(q, p, have < n ? have : n);
+    gcm__gc_free_any(p);
+    return q;
 }

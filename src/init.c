@@ -11,6 +11,7 @@
  * thread is remembered and let through.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -18,6 +19,54 @@
 
 int gcm__init_state;
 static GCM_TLS bool initializing_here;
+
+/* fork().  A child gets a copy of every lock in whatever state some other
+ * thread had it; one held at that moment would stay held for good.  So each
+ * module's locks are taken before the fork and released after it, in one
+ * order for the whole library — the order threads take them in — so that
+ * taking them cannot deadlock against a thread that is running:
+ *
+ *   profile dumps     (a dump snapshots the profiler's tables)
+ *   the cycle lock    (a collection runs inside it)
+ *   the chunk cache   (trimmed by a cycle hook)
+ *   bdwgc's own lock  (taken by a collection; reclaim hooks run inside it)
+ *   the profiler's tables, the preload library's tables
+ *   statistics, the thread registry (innermost: taken under all the rest)
+ *
+ * pthread_atfork would call per-module handlers in the reverse of the order
+ * they were registered in, which depends on start-up order; one trio here
+ * keeps the order explicit.  Parent and child release in reverse. */
+void (*gcm__preload_fork)(int phase);
+
+static void fork_each(int phase)
+{
+    void (*preload)(int) = __atomic_load_n(&gcm__preload_fork, __ATOMIC_ACQUIRE);
+    if (phase == GCM_FORK_PREPARE) {
+        gcm__prof_dump_fork(phase);
+        gcm__gc_fork_outer(phase);
+        gcm__chunk_fork(phase);
+        gcm__gc_fork_inner(phase);
+        gcm__prof_fork(phase);
+        if (preload != NULL)
+            preload(phase);
+        gcm__stats_fork(phase);
+        gcm__thread_fork(phase);
+    } else {
+        gcm__thread_fork(phase);
+        gcm__stats_fork(phase);
+        if (preload != NULL)
+            preload(phase);
+        gcm__prof_fork(phase);
+        gcm__gc_fork_inner(phase);
+        gcm__chunk_fork(phase);
+        gcm__gc_fork_outer(phase);
+        gcm__prof_dump_fork(phase);
+    }
+}
+
+static void fork_prepare(void) { fork_each(GCM_FORK_PREPARE); }
+static void fork_parent(void) { fork_each(GCM_FORK_PARENT); }
+static void fork_child(void) { fork_each(GCM_FORK_CHILD); }
 
 void gcm__init_slow(void)
 {
@@ -27,12 +76,21 @@ void gcm__init_slow(void)
     if (__atomic_compare_exchange_n(&gcm__init_state, &expected, 1, false,
                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         initializing_here = true;
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
         gcm__options_init();
         gcm__diag_open();
         if (gcm__opt_bool(GCM_OPT_VERBOSE))
             gcm__options_print();
-        gcm__gc_init();
+        /* Before the collector: arenas register their root provider, and
+         * the chunk cache its fork handlers, which must come before the
+         * collector's so that fork takes the collector's lock first (the
+         * order the GC-cycle hooks take them in). */
+        gcm__arena_init();
+        gcm__clock_start();
+        if (!gcm__gc_lazy)
+            gcm__gc_init();
         gcm__gctrace_init();
+        gcm__prof_init();
         initializing_here = false;
         __atomic_store_n(&gcm__init_state, 2, __ATOMIC_RELEASE);
         return;

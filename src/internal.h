@@ -65,6 +65,18 @@ typedef enum gcm__opt_id {
     GCM_OPT_GCTRACE,
     GCM_OPT_MARKERS,
     GCM_OPT_DEBUG,
+    GCM_OPT_PROFILE_RATE,
+    GCM_OPT_PROFILE,
+    GCM_OPT_PROFILE_SIGNAL,
+    GCM_OPT_PROFILE_INTERVAL,
+    GCM_OPT_PROFILE_REPORT,
+    GCM_OPT_PROFILE_LEAK,
+    GCM_OPT_PROFILE_LEAK_MIN,
+    GCM_OPT_ARENA_CHUNK,
+    GCM_OPT_ARENA_POISON,
+    GCM_OPT_MODE,
+    GCM_OPT_LEAKS,
+    GCM_OPT_POOLSTATS,
     GCM_OPT__COUNT
 } gcm__opt_id;
 
@@ -160,6 +172,12 @@ GCM_HIDDEN int gcm__write_all(int fd, const char *buf, size_t len);
 GCM_HIDDEN const char *gcm__strerror(int e);
 /* File descriptor of the sink (2 unless GCMALLOC_LOG names a file). */
 GCM_HIDDEN int gcm__diag_fd(void);
+/* The preload library keeps its own duplicate of the stderr the process
+ * started with (at a high descriptor): an unmodified program may close
+ * fd 2 before it exits (coreutils' close_stdout does), and gcmalloc's exit
+ * reports would be lost.  A program that links gcmalloc keeps fd 2, so
+ * that messages follow its own redirections. */
+GCM_HIDDEN void gcm__diag_keep_stderr(void);
 /* Opens the sink named by GCMALLOC_LOG; called once by the options init. */
 GCM_HIDDEN void gcm__diag_open(void);
 /* Copies a user-given output path, replacing %p with the process id (so
@@ -239,6 +257,9 @@ typedef struct gcm__cycle {
 
 GCM_HIDDEN void gcm__gc_init(void);
 GCM_HIDDEN bool gcm__gc_ready(void);
+/* Lets other threads use the collector (and starts its marker threads);
+ * called before a thread is registered or created, and before a cycle. */
+GCM_HIDDEN void gcm__gc_allow_threads(void);
 /* Slow path of the allocation check: folds t->gc_pending into the global
  * count and collects if the heap reached its goal. */
 GCM_HIDDEN void gcm__gc_flush(gcm__tls *t);
@@ -272,9 +293,30 @@ GCM_HIDDEN void gcm__gc_on_locked(gcm__gc_phase phase, void (*fn)(void));
 GCM_HIDDEN void gcm__gc_add_roots(void (*push)(void));
 GCM_HIDDEN void gcm__gc_push_range(const void *lo, const void *hi);
 
+/* The preload library's malloc family in its collected modes (gc,
+ * leakcheck).  gcm__gc_alloc aligns to `align` (a power of two; 16 and
+ * below need nothing extra), returning a pointer inside the object when it
+ * had to; the others accept such pointers. */
+enum {
+    GCM_GCA_ATOMIC = 1,        /* holds no pointers: never scanned        */
+    GCM_GCA_UNCOLLECTABLE = 2, /* scanned but never collected: freed only
+                                  explicitly (the C library's own objects) */
+};
+GCM_HIDDEN void *gcm__gc_alloc(size_t n, size_t align, unsigned flags,
+                               const void *caller);
+GCM_HIDDEN bool gcm__gc_owns(const void *p);
+GCM_HIDDEN size_t gcm__gc_usable(const void *p);
+GCM_HIDDEN void gcm__gc_free_any(void *p);
+GCM_HIDDEN void *gcm__gc_realloc_any(void *p, size_t n, const void *caller);
+/* When set before start-up, the collector is initialized on first use
+ * instead (the preload library's fast mode never needs it). */
+GCM_HIDDEN extern bool gcm__gc_lazy;
+
 /* Monotonic nanoseconds, and nanoseconds since the library started. */
 GCM_HIDDEN int64_t gcm__now_ns(void);
 GCM_HIDDEN int64_t gcm__since_start_ns(void);
+/* Marks the library's start (idempotent). */
+GCM_HIDDEN void gcm__clock_start(void);
 
 /* gctrace (src/gctrace.c) */
 GCM_HIDDEN void gcm__gctrace_init(void);
@@ -304,6 +346,99 @@ GCM_HIDDEN void gcm__gc_snapshot(gcm__gc_state *s);
 GCM_HIDDEN void gcm__stats_record_cycle(const gcm__cycle *c);
 
 /* ------------------------------------------------------------------------
+ * Arenas (src/arena.c) and the chunks they are made of (src/chunk.c).
+ * ---------------------------------------------------------------------- */
+
+/* A chunk: one block from mimalloc, GCM_CHUNK_HDR-aligned, this header
+ * first and the data after it.  Regular chunks are powers of two from
+ * 2^GCM_CHUNK_MIN_SHIFT to 2^GCM_CHUNK_MAX_SHIFT bytes and are cached when
+ * free; a "big" chunk is sized for one large allocation and goes straight
+ * back to mimalloc. */
+#define GCM_CHUNK_HDR 64
+#define GCM_CHUNK_MIN_SHIFT 12 /* 4 KiB  */
+#define GCM_CHUNK_MAX_SHIFT 26 /* 64 MiB */
+#define GCM_CHUNK_CLASSES (GCM_CHUNK_MAX_SHIFT - GCM_CHUNK_MIN_SHIFT + 1)
+#define GCM_CHUNK_BIG 0xff     /* cls of a big chunk                      */
+#define GCM_CHUNK_TCACHE 8     /* free chunks a thread keeps for itself   */
+
+/* Who holds a chunk (chunk.c uses it to find chunks stranded in the caches
+ * of threads that do not exist in a forked child). */
+enum { GCM_CHUNK_AT_ARENA, GCM_CHUNK_AT_TCACHE, GCM_CHUNK_AT_SHARED };
+
+typedef struct gcm__chunk gcm__chunk;
+struct gcm__chunk {
+    /* The registry of chunks (chunk.c), walked by the arena root provider
+     * while the world is stopped: only all_next is followed. */
+    gcm__chunk *all_next, *all_prev;
+    gcm__chunk *next;      /* the holder's list: an arena's, or a cache's   */
+    gcm_arena *scan_owner; /* the scan arena holding it, else NULL          */
+    char *top;             /* end of the used part, once the arena has
+                              moved on from it (for a big chunk: at once)   */
+    size_t size;           /* bytes, header included                        */
+    uint8_t cls;           /* size class, or GCM_CHUNK_BIG                  */
+    uint8_t registered;    /* linked in the registry                        */
+    uint8_t where;         /* GCM_CHUNK_AT_*                                */
+};
+
+static inline char *gcm__chunk_data(gcm__chunk *c)
+{
+    return (char *)c + GCM_CHUNK_HDR;
+}
+static inline char *gcm__chunk_end(gcm__chunk *c) { return (char *)c + c->size; }
+
+/* Registers the cycle hook, the thread-exit hook and the fork handlers. */
+GCM_HIDDEN void gcm__chunk_init(void);
+/* A regular chunk of class cls (size 1 << (cls + GCM_CHUNK_MIN_SHIFT)):
+ * from this thread's cache, the shared cache, or mimalloc.  NULL with
+ * errno = ENOMEM. */
+GCM_HIDDEN gcm__chunk *gcm__chunk_get(unsigned cls);
+/* A big chunk of `size` bytes (header included), in the registry when
+ * `registered` (the collector may have to scan it). */
+GCM_HIDDEN gcm__chunk *gcm__chunk_get_big(size_t size, bool registered);
+/* Gives a chunk back: regular ones to the caches, big ones to mimalloc.
+ * Its scan_owner must already be NULL. */
+GCM_HIDDEN void gcm__chunk_put(gcm__chunk *c);
+/* The newest chunk of the registry (acquire); follow all_next. */
+GCM_HIDDEN gcm__chunk *gcm__chunk_registry(void);
+/* Trims the caches as at the end of a GC cycle (the cycle hook calls it;
+ * threaded tests under TSan call it directly instead of collecting). */
+GCM_HIDDEN void gcm__chunk_trim(void);
+/* Bytes of chunk memory held from mimalloc (in arenas and cached), and of
+ * free chunks in the shared cache. */
+GCM_HIDDEN uint64_t gcm__chunk_held(void);
+GCM_HIDDEN uint64_t gcm__chunk_shared_bytes(void);
+
+/* arena.c: start-up (root provider, chunk cache), and the MemStats fields
+ * for arenas. */
+GCM_HIDDEN void gcm__arena_init(void);
+GCM_HIDDEN void gcm__arena_memstats(struct gcm_memstats *ms);
+
+/* AddressSanitizer: memory an arena has not handed out, or has taken back,
+ * is poisoned, so a use after reset is reported.  No-ops otherwise. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+static inline void gcm__asan_poison(const void *p, size_t n)
+{
+    ASAN_POISON_MEMORY_REGION(p, n);
+}
+static inline void gcm__asan_unpoison(const void *p, size_t n)
+{
+    ASAN_UNPOISON_MEMORY_REGION(p, n);
+}
+#else
+static inline void gcm__asan_poison(const void *p, size_t n)
+{
+    (void)p;
+    (void)n;
+}
+static inline void gcm__asan_unpoison(const void *p, size_t n)
+{
+    (void)p;
+    (void)n;
+}
+#endif
+
+/* ------------------------------------------------------------------------
  * Per-thread state (src/thread.c).
  *
  * One block of thread-local state for the whole library, so the allocation
@@ -326,6 +461,40 @@ struct gcm__tls {
     uint64_t gc_frees;         /* cumulative objects freed explicitly      */
     uint64_t gc_alloc_bytes;   /* cumulative bytes allocated               */
     uint64_t gc_free_bytes;    /* cumulative bytes freed explicitly        */
+    /* prof.c: allocation sampling (gcm__prof_tick) */
+    int64_t prof_countdown;    /* bytes until the next sample; <= 0: slow  */
+    uint64_t prof_rng;         /* random state; 0 = not seeded yet         */
+    uint32_t prof_gen;         /* rate generation the countdown belongs to */
+    uint8_t prof_busy;         /* inside the profiler: do not sample       */
+    uintptr_t prof_stack_lo;   /* prof_stack.c (frame-pointer walk): this  */
+    uintptr_t prof_stack_hi;   /* thread's stack mapping; 0 = not known    */
+    /* arena.c: counters summed by gcm_read_memstats */
+    uint64_t arena_created;    /* arenas created                           */
+    uint64_t arena_freed;      /* arenas freed                             */
+    uint64_t arena_chunk_in;   /* bytes of chunks handed to arenas         */
+    uint64_t arena_chunk_out;  /* bytes of chunks taken back from arenas   */
+    int64_t arena_heap_pending; /* chunk bytes in/out not yet told to the
+                                   collector (gcm__gc_extra_heap); owner only */
+    /* chunk.c: this thread's free chunks.  The owner takes and fills slots
+     * with atomic exchanges and stores; the GC-cycle trimmer may take the
+     * chunks the thread has not needed for two cycles. */
+    struct gcm__chunk *chunk_cache[GCM_CHUNK_TCACHE];
+    uint8_t chunk_cache_cls[GCM_CHUNK_TCACHE]; /* owner only */
+    uint8_t chunk_cache_low;   /* fewest chunks cached since the last trim */
+    uint8_t chunk_cache_low_prev; /* the same, for the cycle before (trimmer) */
+    /* preload.c: the malloc family (fast mode counts here) */
+    uint64_t pl_mallocs;       /* calls that allocated                     */
+    uint64_t pl_frees;         /* calls that freed                         */
+    uint64_t pl_bytes;         /* bytes requested                          */
+    /* pool.c: the pool this thread used last and its local there (so the
+     * hit path needs no lookup; cleared by gcm_pool_destroy), the thread's
+     * slot in every pool's per-thread caches (slot + 1; 0 = none yet), and
+     * the flag the GC-cycle rotation waits on while the thread touches its
+     * private slots (see pool.c's essay). */
+    gcm_pool *pool_last;
+    struct plocal *pool_last_local;
+    uint32_t pool_slot;
+    uint8_t pool_busy;
     /* thread.c */
     uint8_t flags;             /* GCM_T_*                                  */
     uint8_t in_hooks;          /* running GC-cycle hooks: no nested cycle  */
@@ -364,6 +533,536 @@ GCM_HIDDEN void gcm__thread_init(void);
 #define GCM_ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
 /* Owner-only increment of a counter others may read. */
 #define GCM_BUMP(p, v) GCM_STORE((p), GCM_LOAD(p) + (v))
+
+/* ------------------------------------------------------------------------
+ * The allocation profiler (src/prof*.c, src/pprof.c): what every
+ * allocation path calls.  See the essay at the top of src/prof.c.
+ *
+ * After a successful allocation of an object occupying `bytes`:
+ *
+ *     if (gcm__prof_tick(t, bytes))
+ *         gcm__prof_record_alloc(p, bytes, GCM_PROF_POOL, name,
+ *                                GCM_PROF_CALLER());
+ *
+ * (GCM_PROF_CALLER() evaluated in the exported gcm_* function itself, so
+ * gcmalloc's own frames are left out of the recorded stack), and before an
+ * object that may have been sampled is released or handed back to its
+ * allocator:
+ *
+ *     gcm__prof_free(p);     (an inline filter: no lookup when unsampled)
+ *
+ * Arenas release their objects all at once: they keep their sampled
+ * allocations in a gcm__prof_list and release the list.  GC-heap objects
+ * the collector reclaims are found by the profiler itself at each cycle.
+ * None of these calls allocates with malloc or takes a lock the collector
+ * holds; nested calls from inside the profiler are not sampled.
+ * ---------------------------------------------------------------------- */
+typedef enum gcm__prof_kind {
+    GCM_PROF_GC,     /* the collected heap (gcm_malloc and friends)        */
+    GCM_PROF_ARENA,  /* arena allocations; name = the arena's name         */
+    GCM_PROF_POOL,   /* objects a pool creates on a miss; name = its name  */
+    GCM_PROF_BUF,    /* buffers of a buffer pool; name = its name          */
+    GCM_PROF_MALLOC, /* the preload library's malloc family                */
+    GCM_PROF__KINDS
+} gcm__prof_kind;
+/* Or'ed into the kind given to gcm__prof_record_alloc: the object lives on
+ * the collected heap (a pool that holds pointers, the preload library's gc
+ * modes), so a collection may find it dead without anyone freeing it.  Its
+ * figures are then published as of the last cycle, like the GC heap's.
+ * Implied for GCM_PROF_GC. */
+#define GCM_PROF_COLLECTED 0x80
+
+/* Deepest stack recorded; deeper stacks keep their innermost frames. */
+#define GCM_PROF_MAX_DEPTH 64
+/* The return address into the program from the exported entry point. */
+#define GCM_PROF_CALLER() __builtin_return_address(0)
+
+/* Slow path of gcm__prof_tick (the countdown reached zero): decides whether
+ * this allocation is sampled and draws the next countdown. */
+GCM_HIDDEN bool gcm__prof_sample_slow(gcm__tls *t, size_t bytes);
+
+/* The sampling check: a subtract and a branch.  True when the allocation
+ * of `bytes` is to be recorded (a Poisson process over allocated bytes
+ * with mean GCMALLOC_PROFILE_RATE, as Go's MemProfileRate). */
+static inline bool gcm__prof_tick(gcm__tls *t, size_t bytes)
+{
+    int64_t c = GCM_LOAD(&t->prof_countdown) - (int64_t)bytes;
+    GCM_STORE(&t->prof_countdown, c);
+    return GCM_UNLIKELY(c <= 0) && gcm__prof_sample_slow(t, bytes);
+}
+
+/* Records a sampled allocation: captures the stack (frames from `caller`
+ * outwards), interns it, remembers p so its release is recorded.  `name`
+ * labels arenas and pools (copied; NULL for none).  `kind` may carry
+ * GCM_PROF_COLLECTED; p may point inside its collected object. */
+GCM_HIDDEN void gcm__prof_record_alloc(void *p, size_t bytes, unsigned kind,
+                                       const char *name, const void *caller);
+
+/* Which addresses may have been sampled: a counting filter indexed by
+ * address bits, non-zero where a sampled object lives (as jemalloc marks
+ * sampled objects in its metadata; we have no metadata of our own). */
+#define GCM_PROF_FILTER_BITS 16
+GCM_HIDDEN extern uint32_t gcm__prof_filter[1u << GCM_PROF_FILTER_BITS];
+static inline size_t gcm__prof_filter_slot(const void *p)
+{
+    uintptr_t a = (uintptr_t)p >> 4;
+    return (size_t)((a ^ (a >> GCM_PROF_FILTER_BITS)) &
+                    ((1u << GCM_PROF_FILTER_BITS) - 1));
+}
+static inline bool gcm__prof_maybe_sampled(const void *p)
+{
+    return GCM_LOAD(&gcm__prof_filter[gcm__prof_filter_slot(p)]) != 0;
+}
+/* Records the release of p if it was sampled (a table lookup). */
+GCM_HIDDEN void gcm__prof_record_free(void *p);
+static inline void gcm__prof_free(void *p)
+{
+    if (GCM_UNLIKELY(gcm__prof_maybe_sampled(p)))
+        gcm__prof_record_free(p);
+}
+
+/* For realloc: take p's record out (true if p was sampled), then either
+ * put it back (the object lives on where it was) or account its release. */
+typedef struct gcm__prof_obj {
+    struct gcm__bucket *bucket;
+    size_t bytes;
+} gcm__prof_obj;
+GCM_HIDDEN bool gcm__prof_detach(void *p, gcm__prof_obj *o);
+GCM_HIDDEN void gcm__prof_reattach(void *p, const gcm__prof_obj *o);
+GCM_HIDDEN void gcm__prof_release(const gcm__prof_obj *o);
+
+/* Sampled allocations released together (an arena's).  Zero-initialized
+ * is empty.  Not thread-safe: the owner serializes calls. */
+typedef struct gcm__prof_list {
+    struct gcm__prof_lchunk *head; /* newest chunk first */
+    size_t n;                      /* entries recorded    */
+} gcm__prof_list;
+GCM_HIDDEN void gcm__prof_record_alloc_list(gcm__prof_list *l, size_t bytes,
+                                            gcm__prof_kind kind,
+                                            const char *name,
+                                            const void *caller);
+/* A savepoint of the list: entries recorded so far. */
+static inline size_t gcm__prof_list_mark(const gcm__prof_list *l)
+{
+    return l->n;
+}
+/* Records the release of every entry recorded after mark `keep` (0: all,
+ * as on reset or free) and forgets them. */
+GCM_HIDDEN void gcm__prof_list_release(gcm__prof_list *l, size_t keep);
+
+/* Start-up (init.c): reads the options, hooks into the collector, arranges
+ * the exit, signal and interval dumps. */
+GCM_HIDDEN void gcm__prof_init(void);
+
+/* --- profiler internals, shared between src/prof*.c and src/pprof.c ------ */
+
+/* Build choice of stack unwinder (CMake GCMALLOC_UNWIND). */
+#ifdef GCM_UNWIND_LIBUNWIND
+static const bool gcm__config_libunwind = true;
+#else
+static const bool gcm__config_libunwind = false;
+#endif
+
+/* prof.c: the current sampling rate (bytes; 0 = off, 1 = everything). */
+GCM_HIDDEN int64_t gcm__prof_rate(void);
+/* For an allocator whose fast path cannot reach the thread state (arenas:
+ * it is inlined in the program) and that keeps a countdown of its own: the
+ * next countdown in bytes, drawn for the calling thread at the current
+ * rate, or 0 when nothing is to be sampled (off, internal thread, inside
+ * the profiler).  *gen receives the rate generation it belongs to; when
+ * gcm__prof_generation() differs, draw again. */
+GCM_HIDDEN int64_t gcm__prof_countdown(uint32_t *gen);
+GCM_HIDDEN extern uint32_t gcm__prof_gen; /* bumped at every rate change */
+static inline uint32_t gcm__prof_generation(void)
+{
+    return __atomic_load_n(&gcm__prof_gen, __ATOMIC_ACQUIRE);
+}
+/* One draw of the countdown: exponential with mean `rate`, at least 1
+ * (Go's fastexprand); rng is the thread's xorshift state. */
+GCM_HIDDEN int64_t gcm__prof_draw(uint64_t *rng, int64_t rate);
+/* Go's scaleHeapSample: the unbiased estimate of what `count` sampled
+ * objects totalling `bytes` stand for at `rate`. */
+GCM_HIDDEN void gcm__prof_unbias(uint64_t count, uint64_t bytes, int64_t rate,
+                                 uint64_t *ucount, uint64_t *ubytes);
+/* Internal memory for the profiler (mimalloc; never malloc). */
+GCM_HIDDEN void *gcm__prof_alloc(size_t n);
+GCM_HIDDEN void *gcm__prof_realloc(void *p, size_t n);
+GCM_HIDDEN void gcm__prof_dealloc(void *p);
+/* Memory that lives as long as the process (buckets, names): carved from
+ * mapped chunks, counted as non-GC memory. */
+GCM_HIDDEN void *gcm__prof_perm_alloc(size_t n);
+
+/* prof_stack.c: captures return addresses, innermost first, starting at
+ * the frame that returns to `caller` (when found; otherwise after the
+ * profiler's own frames).  Returns the depth (0 if none). */
+GCM_HIDDEN int gcm__stack_capture(uintptr_t *pcs, int max, const void *caller);
+GCM_HIDDEN const char *gcm__stack_method(void);
+
+/* prof_bucket.c: one bucket per (stack, kind, name). */
+typedef struct gcm__prof_counts {
+    uint64_t allocs, alloc_bytes, frees, free_bytes;
+} gcm__prof_counts;
+
+typedef struct gcm__bucket {
+    struct gcm__bucket *next;  /* hash chain                            */
+    struct gcm__bucket *all;   /* every bucket, newest first            */
+    uint64_t hash;
+    uint32_t id;               /* 1-based, in order of creation         */
+    uint16_t depth;
+    uint8_t kind;              /* gcm__prof_kind                        */
+    uint8_t collected;         /* on the collected heap (GC, COLLECTED) */
+    const char *name;          /* interned label, or NULL               */
+    /* Published counts.  Collected objects: as of the last completed
+     * cycle; others: exact.  Each under its table's lock. */
+    gcm__prof_counts active;
+    /* Collected objects: events since the last cycle, by cycle parity. */
+    gcm__prof_counts pend[2];
+    /* prof_leak.c's per-site history (under its lock). */
+    uint64_t leak_last;        /* in-use bytes at the last snapshot     */
+    uint64_t leak_from;        /* in-use bytes when the streak began    */
+    int64_t leak_since_ns;     /* when the streak began                 */
+    int64_t leak_until_ns;     /* when it was found a suspect           */
+    uint32_t leak_streak;      /* consecutive snapshots that grew       */
+    uint8_t leak_state;        /* 0 watching, 1 to report, 2 reported   */
+    uintptr_t pcs[];           /* return addresses, innermost first     */
+} gcm__bucket;
+
+/* The bucket for this stack, kind (with GCM_PROF_COLLECTED) and name,
+ * created on first use; NULL when out of memory or for a bad kind. */
+GCM_HIDDEN gcm__bucket *gcm__bucket_intern(const uintptr_t *pcs, int depth,
+                                           unsigned kind, const char *name);
+/* Newest bucket (follow ->all for the rest); acquire-ordered. */
+GCM_HIDDEN gcm__bucket *gcm__bucket_list(void);
+GCM_HIDDEN size_t gcm__bucket_count(void);
+GCM_HIDDEN const char *gcm__prof_kind_name(gcm__prof_kind k);
+/* fork(): phase 0 takes the module's locks (prepare), 1 releases them
+ * (parent), 2 makes them anew (child).  Registered by gcm__prof_init in
+ * lock order. */
+GCM_HIDDEN void gcm__bucket_fork(int phase);
+GCM_HIDDEN void gcm__sampled_fork(int phase);
+GCM_HIDDEN void gcm__leak_fork(int phase);
+
+/* prof_sampled.c: the sampled objects, and publication as of a cycle. */
+/* Hooks into the collector (reclaim start/end); called by gcm__prof_init. */
+GCM_HIDDEN void gcm__sampled_init(void);
+/* Accounts an allocation in b and remembers p (false: out of memory). */
+GCM_HIDDEN bool gcm__sampled_add(void *p, size_t bytes, gcm__bucket *b);
+/* Accounts events for an object no table holds (arena lists). */
+GCM_HIDDEN void gcm__sampled_count(gcm__bucket *b, size_t bytes, bool alloc);
+/* Objects currently remembered (both tables). */
+GCM_HIDDEN size_t gcm__sampled_live(void);
+/* Cycles whose GC-heap counts have been published. */
+GCM_HIDDEN uint64_t gcm__sampled_cycles(void);
+
+/* A consistent copy of every bucket's published counts. */
+typedef struct gcm__prof_rec {
+    gcm__bucket *b;
+    gcm__prof_counts c;
+} gcm__prof_rec;
+typedef struct gcm__prof_snap {
+    gcm__prof_rec *recs;
+    size_t n;
+    int64_t rate;       /* the sampling rate when taken */
+    int64_t time_ns;    /* wall clock when taken        */
+} gcm__prof_snap;
+/* Fills s (0) or returns ENOMEM; release with gcm__prof_snap_free. */
+GCM_HIDDEN int gcm__prof_snap_take(gcm__prof_snap *s);
+GCM_HIDDEN void gcm__prof_snap_free(gcm__prof_snap *s);
+
+/* prof_symbol.c: in-process symbolization (libbacktrace) and the map of
+ * loaded objects. */
+typedef struct gcm__sym_frame {
+    const char *function; /* NULL when unknown */
+    const char *file;     /* NULL when unknown */
+    int line;             /* 0 when unknown    */
+} gcm__sym_frame;
+/* Resolves the instruction at pc: up to max frames, an inlined callee
+ * before its caller.  Returns the count (0: nothing known).  Strings live
+ * as long as the process.  Thread-safe. */
+GCM_HIDDEN int gcm__sym_resolve(uintptr_t pc, gcm__sym_frame *out, int max);
+/* How many of a stack's innermost return addresses are in gcmalloc's
+ * public headers' inline code, compiled as functions of their own (an -O0
+ * program's gcm_arena_alloc): part of the call into gcmalloc, left out of
+ * profiles.  Symbolizes them; for writers, not for the allocation path. */
+GCM_HIDDEN int gcm__sym_api_frames(const uintptr_t *pcs, int depth);
+
+typedef struct gcm__mapping {
+    uintptr_t start, limit, offset; /* executable segment, page-aligned */
+    char path[512];
+    char build_id[68];              /* hex GNU build-id, "" if none     */
+} gcm__mapping;
+/* The executable segments of every loaded object, main executable first.
+ * Returns how many (*out from gcm__prof_alloc), or -1 when out of memory. */
+GCM_HIDDEN int gcm__mappings_read(gcm__mapping **out);
+
+/* pprof.c: writes s as a gzipped profile.proto to fd (0 or an errno
+ * value).  allocs = the "allocs" view (default sample type alloc_space). */
+GCM_HIDDEN int gcm__pprof_write(int fd, const gcm__prof_snap *s, bool allocs);
+/* Text size as pprof prints it ("1.50MB"). */
+GCM_HIDDEN size_t gcm__fmt_bytes(char *buf, size_t cap, uint64_t v);
+
+/* prof_report.c: a text top-n by in-use and allocated space (pprof -top). */
+GCM_HIDDEN int gcm__prof_report(int fd, const gcm__prof_snap *s, int top);
+
+/* prof_leak.c: leak suspects across snapshots. */
+GCM_HIDDEN void gcm__leak_init(int64_t snapshots, int64_t min_growth);
+/* Feeds a snapshot; returns how many sites became suspects. */
+GCM_HIDDEN int gcm__leak_observe(const gcm__prof_snap *s, int64_t now_ns);
+/* Prints the suspects not yet reported (symbolized) to fd. */
+GCM_HIDDEN int gcm__leak_report(int fd);
+
+/* prof_dump.c: dumps at exit, on a signal, at an interval. */
+GCM_HIDDEN void gcm__prof_dump_init(void);
+/* Writes the profile the options ask for to path (0 or errno value). */
+GCM_HIDDEN int gcm__prof_write_path(const char *path, bool allocs);
+/* Asks the profiler's thread to report leak suspects. */
+GCM_HIDDEN void gcm__prof_dump_wake(void);
+
+/* ------------------------------------------------------------------------
+ * The preload library (src/preload*.c; only in libgcmalloc-preload.so).
+ * ---------------------------------------------------------------------- */
+/* Fills the preload fields of MemStats; set by the preload library at
+ * start-up, NULL in the plain library. */
+struct gcm_memstats;
+GCM_HIDDEN extern void (*gcm__memstats_preload)(struct gcm_memstats *ms);
+/* GCMALLOC_MODE values. */
+enum { GCM_MODE_FAST, GCM_MODE_LEAKCHECK, GCM_MODE_GC };
+/* The code segment of the object that contains `sym`. */
+GCM_HIDDEN void gcm__code_range(const void *sym, uintptr_t *lo, uintptr_t *hi);
+/* preload_maps.c: the program's own anonymous mappings, scanned as roots in
+ * the collected modes. */
+GCM_HIDDEN void gcm__maps_init(void);
+GCM_HIDDEN size_t gcm__maps_count(void);
+/* preload_tsd.c: pthread_setspecific values shadowed in scanned memory in
+ * the collected modes (glibc keeps them where the collector cannot see). */
+GCM_HIDDEN void gcm__tsd_init(void);
+/* preload_leak.c: leakcheck mode's table of live objects. */
+GCM_HIDDEN void gcm__lc_init(void);
+GCM_HIDDEN void gcm__lc_track(void *p, size_t size);
+/* Takes p out of the table; false if it was not there (size: as tracked). */
+GCM_HIDDEN bool gcm__lc_untrack(void *p, size_t *size);
+GCM_HIDDEN size_t gcm__lc_tracked(void);
+GCM_HIDDEN void gcm__lc_totals(uint64_t *objects, uint64_t *bytes);
+/* An object a cycle found unreachable: where, and the bytes asked for. */
+typedef struct gcm__leaked {
+    void *p;
+    size_t size;
+} gcm__leaked;
+/* preload_report.c: reports what a cycle found unreachable (n objects,
+ * `bytes` in all), by allocation site, and keeps the totals for the
+ * GCMALLOC_LEAKS profile and the exit report. */
+GCM_HIDDEN void gcm__lc_report_found(uint64_t cycle, const gcm__leaked *objs,
+                                     size_t n, uint64_t bytes);
+GCM_HIDDEN void gcm__lc_report_exit(void);
+
+/* ------------------------------------------------------------------------
+ * Spin locks (src/lock.c) for critical sections of a few instructions.
+ *
+ * Not pthread mutexes: a thread waiting for one must stay able to take the
+ * collector's stop-the-world signal, and under ThreadSanitizer a thread
+ * blocked in pthread_mutex_lock cannot (TSan defers the signal until the
+ * call returns, llvm-project#83561), so a waiter here spins, yields, and
+ * then sleeps in nanosleep, where TSan delivers signals at once.
+ * ---------------------------------------------------------------------- */
+typedef struct gcm__lock {
+    int v;
+} gcm__lock;
+#define GCM_LOCK_INIT {0}
+GCM_HIDDEN void gcm__lock_wait(gcm__lock *l);
+static inline void gcm__lock_acquire(gcm__lock *l)
+{
+    if (GCM_UNLIKELY(__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE)))
+        gcm__lock_wait(l);
+}
+static inline bool gcm__lock_try(gcm__lock *l)
+{
+    return !__atomic_load_n(&l->v, __ATOMIC_RELAXED) &&
+           !__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE);
+}
+static inline void gcm__lock_release(gcm__lock *l)
+{
+    __atomic_store_n(&l->v, 0, __ATOMIC_RELEASE);
+}
+/* One step of a spin-wait: pause, then yield, then sleep (up to 1 ms) as
+ * *round grows.  Start with round = 0. */
+GCM_HIDDEN void gcm__backoff(unsigned *round);
+
+/* mimalloc is not built with ThreadSanitizer, so TSan cannot see that a
+ * block freed on one thread is handed out again on another only after the
+ * free, and reports the new owner's first writes as racing with the old
+ * owner's last accesses.  Callers of mi_free / mi_*alloc call these around
+ * them to supply that edge (one sync object for every block, as mimalloc
+ * may reuse any part of a block for any later one).  No-ops without TSan. */
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+GCM_HIDDEN extern int gcm__tsan_heap;
+static inline void gcm__tsan_freeing(void) { __tsan_release(&gcm__tsan_heap); }
+static inline void gcm__tsan_allocated(void) { __tsan_acquire(&gcm__tsan_heap); }
+#else
+static inline void gcm__tsan_freeing(void) {}
+static inline void gcm__tsan_allocated(void) {}
+#endif
+
+/* ------------------------------------------------------------------------
+ * Pointer sets (src/ptrset.c): a locked hash map from pointers to sizes,
+ * for knowing for certain which pointers we handed out.  Zero-initialized
+ * is empty.
+ * ---------------------------------------------------------------------- */
+typedef struct gcm__ptrset_entry {
+    uintptr_t key; /* 0 = empty */
+    size_t val;
+} gcm__ptrset_entry;
+typedef struct gcm__ptrset {
+    gcm__lock mu;
+    size_t cap, n;
+    gcm__ptrset_entry *e;
+} gcm__ptrset;
+/* Adds or replaces p; false when out of memory (or p is NULL). */
+GCM_HIDDEN bool gcm__ptrset_add(gcm__ptrset *s, const void *p, size_t val);
+/* Whether p is in the set (and its value). */
+GCM_HIDDEN bool gcm__ptrset_get(gcm__ptrset *s, const void *p, size_t *val);
+/* Removes p; false if it was not there. */
+GCM_HIDDEN bool gcm__ptrset_take(gcm__ptrset *s, const void *p, size_t *val);
+GCM_HIDDEN size_t gcm__ptrset_count(gcm__ptrset *s);
+/* Frees the table (the set is empty and usable again). */
+GCM_HIDDEN void gcm__ptrset_destroy(gcm__ptrset *s);
+
+/* ------------------------------------------------------------------------
+ * Pools (src/pool.c), their size classes (src/sizeclass.c, table generated
+ * into src/sizeclasses.h) and buffers (src/buf.c, memory in src/bufmem.c).
+ * ---------------------------------------------------------------------- */
+#define GCM_SC_MAX 32768 /* largest buffer class (checked against the table) */
+#define GCM_SC_COUNT 104 /* classes, numbered 1..GCM_SC_COUNT; 0 = none    */
+#define GCM_SC_SMALL_MAX 1024 /* the lookup: by byte up to here,         */
+#define GCM_SC_LARGE_STEP 128 /* by 128 bytes above (sizeclass.c)        */
+
+/* The generated lookup tables (sizeclasses.h, through sizeclass.c). */
+GCM_HIDDEN extern const uint8_t gcm__sc_small[GCM_SC_SMALL_MAX + 1];
+GCM_HIDDEN extern const uint8_t gcm__sc_large[GCM_SC_MAX / GCM_SC_LARGE_STEP + 1];
+
+/* The class serving n bytes (0 when n is above GCM_SC_MAX); 0 bytes are
+ * served as 1.  Inline: it is on every gcm_buf_get. */
+static inline unsigned gcm__size_class(size_t n)
+{
+    if (n <= GCM_SC_SMALL_MAX)
+        return gcm__sc_small[n == 0 ? 1 : n];
+    if (n <= GCM_SC_MAX)
+        return gcm__sc_large[(n + GCM_SC_LARGE_STEP - 1) / GCM_SC_LARGE_STEP];
+    return 0;
+}
+/* Bytes of class c; bytes of a chunk of class c and buffers in it (0 for a
+ * class that does not exist). */
+GCM_HIDDEN size_t gcm__class_bytes(unsigned c);
+GCM_HIDDEN size_t gcm__class_chunk_bytes(unsigned c);
+GCM_HIDDEN uint32_t gcm__class_objects(unsigned c);
+
+/* Where a pool's objects come from.  Typed pools use the collected heap or
+ * mimalloc; buffer pools the class chunks of bufmem.c. */
+typedef struct gcm__pool_backend {
+    /* Storage for a new object, zeroed; NULL with errno set. */
+    void *(*alloc)(gcm_pool *p, void *arg);
+    /* Takes back a released object's storage. */
+    void (*release)(gcm_pool *p, void *obj, void *arg);
+    void *arg;
+} gcm__pool_backend;
+/* A pool on a backend of the library's own (no debug header: the backend's
+ * owner checks misuse itself). */
+GCM_HIDDEN gcm_pool *gcm__pool_new_backend(const gcm_pool_options *o,
+                                           const gcm__pool_backend *be);
+/* gcm_pool_get and gcm_pool_put under hidden names, so calls from inside
+ * the shared library bind locally (no PLT). */
+GCM_HIDDEN void *gcm__pool_get(gcm_pool *p);
+/* gcm_pool_get for another entry point (gcm_buf_get): `caller` is its
+ * caller's return address (GCM_PROF_CALLER()), where a miss's profile
+ * stack starts and misuse is reported. */
+GCM_HIDDEN void *gcm__pool_get_for(gcm_pool *p, const void *caller);
+GCM_HIDDEN void gcm__pool_put(gcm_pool *p, void *x);
+/* The MemStats fields of pools (all pools, live and destroyed). */
+GCM_HIDDEN void gcm__pool_memstats(struct gcm_memstats *ms);
+/* Runs the pools' GC-cycle rotation as a finished cycle would (the cycle
+ * hook calls it; threaded tests under TSan may call it directly). */
+GCM_HIDDEN void gcm__pool_rotate(void);
+/* Prints one line per pool that was used (GCMALLOC_POOLSTATS). */
+GCM_HIDDEN void gcm__pool_print_stats(void);
+
+/* bufmem.c: class chunks.  A buffer's chunk is found from its address. */
+typedef struct gcm__bchunk gcm__bchunk;
+/* A free buffer of class c (contents undefined); NULL with errno. */
+GCM_HIDDEN void *gcm__bufmem_alloc(unsigned c);
+GCM_HIDDEN void gcm__bufmem_release(void *buf);
+/* The map from 64 KiB units to chunks (bufmem.c's essay): an entry packs
+ * the chunk's descriptor (bits 0..47), its class (48..55) and the unit's
+ * index in the chunk (56..60); and per-class constants.  Inline because
+ * every gcm_buf_put asks. */
+#define GCM_BUFMAP_UNIT_SHIFT 16
+#define GCM_BUFMAP_LEAF_BITS 16
+#define GCM_BUFMAP_TOP_BITS 15
+#define GCM_BUFMAP_DIV_SHIFT 44
+#define GCM_BUFMAP_PTR_MASK (((uintptr_t)1 << 48) - 1)
+GCM_HIDDEN extern uintptr_t *gcm__bufmap_top[(size_t)1 << GCM_BUFMAP_TOP_BITS];
+GCM_HIDDEN extern uint32_t gcm__bufclass_size[GCM_SC_COUNT + 1];
+GCM_HIDDEN extern uint32_t gcm__bufclass_objs[GCM_SC_COUNT + 1];
+GCM_HIDDEN extern uint64_t gcm__bufclass_mul[GCM_SC_COUNT + 1];
+
+/* The class of the chunk holding p, or 0 when p is in none; *start is set
+ * to the start of the buffer p points into (NULL in a chunk's tail). */
+static inline unsigned gcm__bufmem_class_of(const void *p, void **start)
+{
+    uintptr_t a = (uintptr_t)p, e = 0;
+    if (GCM_LIKELY((a >> (GCM_BUFMAP_UNIT_SHIFT + GCM_BUFMAP_LEAF_BITS +
+                          GCM_BUFMAP_TOP_BITS)) == 0)) {
+        uintptr_t *leaf = __atomic_load_n(
+            &gcm__bufmap_top[a >> (GCM_BUFMAP_UNIT_SHIFT + GCM_BUFMAP_LEAF_BITS)],
+            __ATOMIC_ACQUIRE);
+        if (leaf != NULL)
+            e = __atomic_load_n(&leaf[(a >> GCM_BUFMAP_UNIT_SHIFT) &
+                                      ((1u << GCM_BUFMAP_LEAF_BITS) - 1)],
+                                __ATOMIC_ACQUIRE);
+    }
+    if (e == 0) {
+        *start = NULL;
+        return 0;
+    }
+    /* From the entry alone: the chunk's base, then the buffer's index
+     * (a multiply and a shift: see bufmem.c's DIV_SHIFT). */
+    unsigned cls = (unsigned)(e >> 48) & 0xff;
+    uintptr_t base = (a & ~(((uintptr_t)1 << GCM_BUFMAP_UNIT_SHIFT) - 1)) -
+                     (((e >> 56) & 0x1f) << GCM_BUFMAP_UNIT_SHIFT);
+    uint32_t i = (uint32_t)(((a - base) * gcm__bufclass_mul[cls]) >>
+                            GCM_BUFMAP_DIV_SHIFT);
+    *start = i < gcm__bufclass_objs[cls]
+                 ? (void *)(base + (uintptr_t)i * gcm__bufclass_size[cls])
+                 : NULL;
+    return cls;
+}
+/* Debug mode: flips the "cached" mark of buffer b (its start) to `cached`
+ * and returns the mark it had. */
+GCM_HIDDEN bool gcm__bufmem_mark(void *b, bool cached);
+/* Bytes of chunk memory mapped. */
+GCM_HIDDEN uint64_t gcm__bufmem_bytes(void);
+/* The index of the buffer at byte `off` of a chunk of class cls, as
+ * computed on every put (a multiply and a shift; exposed for the tests). */
+GCM_HIDDEN uint32_t gcm__bufmem_index(unsigned cls, size_t off);
+
+/* ------------------------------------------------------------------------
+ * fork(): init.c holds every module's locks across it, in one order.
+ * Each module's handler takes its locks on PREPARE, releases them on
+ * PARENT, and makes them usable again on CHILD (where only the forking
+ * thread exists).  See the order and its reasons in init.c.
+ * ---------------------------------------------------------------------- */
+enum { GCM_FORK_PREPARE, GCM_FORK_PARENT, GCM_FORK_CHILD };
+GCM_HIDDEN void gcm__gc_fork_outer(int phase);  /* the cycle lock        */
+GCM_HIDDEN void gcm__gc_fork_inner(int phase);  /* bdwgc's own           */
+GCM_HIDDEN void gcm__chunk_fork(int phase);
+GCM_HIDDEN void gcm__prof_fork(int phase);
+GCM_HIDDEN void gcm__prof_dump_fork(int phase);
+GCM_HIDDEN void gcm__stats_fork(int phase);
+GCM_HIDDEN void gcm__thread_fork(int phase);
+/* The preload library's tables (NULL in the plain library). */
+GCM_HIDDEN extern void (*gcm__preload_fork)(int phase);
+GCM_HIDDEN void gcm__lc_fork(int phase);
+GCM_HIDDEN void gcm__lc_report_fork(int phase);
+GCM_HIDDEN void gcm__maps_fork(int phase);
 
 /* ------------------------------------------------------------------------
  * Library start-up (src/init.c).

@@ -41,6 +41,11 @@
 #define MS ((int64_t)1000000)
 #define SEC ((int64_t)1000000000)
 
+/* GCMALLOC_PROFILE_SIGNAL's words; prof_dump.c maps them to signals. */
+static const char *const profile_signal_words[] = {
+    "off", "USR1", "USR2", "HUP", "SIGUSR1", "SIGUSR2", "SIGHUP", NULL,
+};
+
 /* The table.  Keep it in the order of gcm__opt_id (internal.h). */
 static const gcm__opt_def table[GCM_OPT__COUNT] = {
     [GCM_OPT_VERBOSE] = {
@@ -77,6 +82,71 @@ static const gcm__opt_def table[GCM_OPT__COUNT] = {
         .name = "GCMALLOC_DEBUG", .type = GCM_OT_BOOL, .def = "0",
         .doc = "check for misuse (bad frees, double puts, stale marks) and "
                "report what and where; always on in a debug build",
+    },
+    [GCM_OPT_PROFILE_RATE] = {
+        .name = "GCMALLOC_PROFILE_RATE", .type = GCM_OT_SIZE, .def = "512KiB",
+        .min = 0, .max = GiB,
+        .doc = "mean bytes allocated between two sampled allocations (Go's "
+               "MemProfileRate); 1 = every allocation, 0 = profiling off",
+    },
+    [GCM_OPT_PROFILE] = {
+        .name = "GCMALLOC_PROFILE", .type = GCM_OT_PATH, .def = "",
+        .doc = "heap profile written at exit (pprof format, %p = pid); also "
+               "the base name of signal and interval dumps (path.N)",
+    },
+    [GCM_OPT_PROFILE_SIGNAL] = {
+        .name = "GCMALLOC_PROFILE_SIGNAL", .type = GCM_OT_ENUM, .def = "off",
+        .words = profile_signal_words,
+        .doc = "write a numbered heap profile when this signal arrives",
+    },
+    [GCM_OPT_PROFILE_INTERVAL] = {
+        .name = "GCMALLOC_PROFILE_INTERVAL", .type = GCM_OT_DURATION,
+        .def = "off", .min = 100 * MS, .max = 24 * 3600 * SEC, .off_word = "off",
+        .doc = "write a numbered heap profile this often",
+    },
+    [GCM_OPT_PROFILE_REPORT] = {
+        .name = "GCMALLOC_PROFILE_REPORT", .type = GCM_OT_OUTPUT, .def = "0",
+        .doc = "at exit, a text report of the top 10 allocation sites by "
+               "in-use and by allocated bytes: 1 = stderr, or a file path",
+    },
+    [GCM_OPT_PROFILE_LEAK] = {
+        .name = "GCMALLOC_PROFILE_LEAK", .type = GCM_OT_INT, .def = "off",
+        .min = 2, .max = 1000, .off_word = "off",
+        .doc = "report a site as a leak suspect when its in-use bytes grew "
+               "in this many consecutive snapshots (GC cycles, interval dumps)",
+    },
+    [GCM_OPT_PROFILE_LEAK_MIN] = {
+        .name = "GCMALLOC_PROFILE_LEAK_MIN", .type = GCM_OT_SIZE, .def = "1MiB",
+        .min = 0, .max = INT64_MAX - 1,
+        .doc = "a leak suspect's in-use bytes must have grown by more than "
+               "this over its streak",
+    },
+    [GCM_OPT_ARENA_CHUNK] = {
+        .name = "GCMALLOC_ARENA_CHUNK", .type = GCM_OT_SIZE, .def = "64KiB",
+        .min = 4 * KiB, .max = 64 * MiB,
+        .doc = "chunk size of arenas that do not set one (rounded up to a "
+               "power of two); allocations above a quarter get their own",
+    },
+    [GCM_OPT_ARENA_POISON] = {
+        .name = "GCMALLOC_ARENA_POISON", .type = GCM_OT_BOOL, .def = "0",
+        .doc = "fill memory arenas release (reset, rewind, free) with 0x5a "
+               "bytes, so a use after release reads garbage, not old data",
+    },
+    [GCM_OPT_MODE] = {
+        .name = "GCMALLOC_MODE", .type = GCM_OT_ENUM, .def = "fast",
+        .words = (const char *const[]){"fast", "leakcheck", "gc", NULL},
+        .doc = "the preload library's malloc: fast (mimalloc), leakcheck "
+               "(report unreachable memory, reclaim nothing), gc (reclaim it)",
+    },
+    [GCM_OPT_LEAKS] = {
+        .name = "GCMALLOC_LEAKS", .type = GCM_OT_PATH, .def = "",
+        .doc = "leakcheck mode: write the leaks found, by allocation site, as "
+               "a pprof profile to this path at exit (%p = pid)",
+    },
+    [GCM_OPT_POOLSTATS] = {
+        .name = "GCMALLOC_POOLSTATS", .type = GCM_OT_BOOL, .def = "0",
+        .doc = "print each pool's statistics (gets, hit rate and where hits "
+               "came from, misses, puts, drops) at exit and when destroyed",
     },
 };
 

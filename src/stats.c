@@ -19,6 +19,9 @@
 #include "internal.h"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Set by the preload library (the plain library has no preload code). */
+void (*gcm__memstats_preload)(struct gcm_memstats *ms);
 static struct {
     uint32_t num_gc, num_forced;
     uint64_t pause_total_ns;
@@ -41,6 +44,16 @@ void gcm__stats_record_cycle(const gcm__cycle *c)
         H.num_forced++;
     H.cpu_fraction = c->cpu_fraction;
     pthread_mutex_unlock(&mu);
+}
+
+void gcm__stats_fork(int phase)
+{
+    if (phase == GCM_FORK_PREPARE)
+        pthread_mutex_lock(&mu);
+    else if (phase == GCM_FORK_PARENT)
+        pthread_mutex_unlock(&mu);
+    else
+        pthread_mutex_init(&mu, NULL);
 }
 
 void gcm__counts_read(gcm__counts *c)
@@ -84,7 +97,16 @@ int gcm_read_memstats(struct gcm_memstats *ms)
     ms->heap_idle = free_bytes + unmapped;
     ms->heap_inuse = heap_size > free_bytes ? heap_size - free_bytes : 0;
     ms->nongc_sys = s.nongc;
+    gcm__arena_memstats(ms);
+    gcm__pool_memstats(ms);
     ms->sys = ms->heap_sys + s.nongc;
+    ms->malloc_calls = gcm__thread_sum(offsetof(gcm__tls, pl_mallocs));
+    ms->free_calls = gcm__thread_sum(offsetof(gcm__tls, pl_frees));
+    ms->malloc_bytes = gcm__thread_sum(offsetof(gcm__tls, pl_bytes));
+    void (*preload)(struct gcm_memstats *) =
+        __atomic_load_n(&gcm__memstats_preload, __ATOMIC_ACQUIRE);
+    if (preload != NULL)
+        preload(ms);
 
     ms->next_gc = s.next_goal;
     ms->gc_percent = s.gogc;

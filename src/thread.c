@@ -36,6 +36,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -66,6 +67,13 @@ static const size_t summable[] = {
     offsetof(gcm__tls, gc_frees),
     offsetof(gcm__tls, gc_alloc_bytes),
     offsetof(gcm__tls, gc_free_bytes),
+    offsetof(gcm__tls, pl_mallocs),
+    offsetof(gcm__tls, pl_frees),
+    offsetof(gcm__tls, pl_bytes),
+    offsetof(gcm__tls, arena_created),
+    offsetof(gcm__tls, arena_freed),
+    offsetof(gcm__tls, arena_chunk_in),
+    offsetof(gcm__tls, arena_chunk_out),
 };
 
 static uint64_t *field(gcm__tls *t, size_t off)
@@ -81,9 +89,32 @@ void gcm__thread_on_exit(void (*fn)(gcm__tls *t))
     pthread_mutex_unlock(&reg_mu);
 }
 
+/* Key destructors run in rounds: after a round, any key whose value is
+ * still (or again) non-NULL gets another, up to PTHREAD_DESTRUCTOR_ITERATIONS.
+ * Other libraries' destructors may use collected memory (their values,
+ * pointers on this stack), which is safe only while this thread's stack is
+ * scanned; so ours sets its value again until the last round and only then
+ * unregisters the thread. */
+static GCM_TLS uint8_t exit_rounds;
+
+/* ThreadSanitizer tears an exiting thread's own state down in the last
+ * round, before the remaining destructors run; work done then (atomics on
+ * this thread's TLS) crashes inside TSan.  Under TSan we finish one round
+ * earlier. */
+#if defined(__SANITIZE_THREAD__)
+#define LAST_EXIT_ROUND (PTHREAD_DESTRUCTOR_ITERATIONS - 1)
+#else
+#define LAST_EXIT_ROUND PTHREAD_DESTRUCTOR_ITERATIONS
+#endif
+
 static void thread_exit(void *arg)
 {
     gcm__tls *t = arg;
+    if (++exit_rounds < LAST_EXIT_ROUND) {
+        pthread_setspecific(exit_key, t);
+        return;
+    }
+    exit_rounds = 0;
     int n = __atomic_load_n(&n_exit_hooks, __ATOMIC_ACQUIRE);
     for (int i = 0; i < n; i++)
         exit_hooks[i](t);
@@ -113,8 +144,6 @@ static void thread_exit(void *arg)
  * state blocks are copies nobody will update again: fold their counters
  * into the exited totals and leave the forking thread alone in the
  * registry. */
-static void fork_prepare(void) { pthread_mutex_lock(&reg_mu); }
-static void fork_parent(void) { pthread_mutex_unlock(&reg_mu); }
 static void fork_child(void)
 {
     pthread_mutex_init(&reg_mu, NULL);
@@ -131,12 +160,20 @@ static void fork_child(void)
     self->next = self->prev = NULL;
 }
 
+void gcm__thread_fork(int phase)
+{
+    if (phase == GCM_FORK_PREPARE)
+        pthread_mutex_lock(&reg_mu);
+    else if (phase == GCM_FORK_PARENT)
+        pthread_mutex_unlock(&reg_mu);
+    else
+        fork_child();
+}
+
 void gcm__thread_init(void)
 {
-    if (!key_ready && pthread_key_create(&exit_key, thread_exit) == 0) {
+    if (!key_ready && pthread_key_create(&exit_key, thread_exit) == 0)
         key_ready = true;
-        pthread_atfork(fork_prepare, fork_parent, fork_child);
-    }
 }
 
 void gcm__thread_attach(gcm__tls *t)
@@ -188,6 +225,7 @@ void gcm__thread_gc_register(gcm__tls *t)
         return;
     if (!gcm__gc_ready())
         return;
+    gcm__gc_allow_threads();
     struct GC_stack_base sb;
     if (GC_get_stack_base(&sb) != GC_SUCCESS) {
         gcm__diag("cannot find this thread's stack; its collected pointers "
@@ -270,6 +308,7 @@ static int create(pthread_t *th, const pthread_attr_t *attr,
         return EAGAIN;
     if ((!gcm__gc_ready() && !internal) || inside_libgc(fn))
         return real(th, attr, fn, arg);
+    gcm__gc_allow_threads();
     struct start *s = mi_malloc(sizeof *s);
     if (s == NULL)
         return EAGAIN;

@@ -10,28 +10,42 @@ cmake --install "$build" --prefix "$prefix" >/dev/null
 libdir=$(ls -d "$prefix"/lib*/ | head -n1); libdir=${libdir%/}
 [[ -f $prefix/include/gcmalloc.h ]]
 [[ -f $prefix/include/gcmalloc/common.h ]]
+# The gctrace analyzer is installed and runs from the prefix.
+"$prefix/bin/gcmalloc-trace" --version | grep -q "^gcmalloc-trace "
 
 cat > "$tmp/consumer.c" <<'C'
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <gcmalloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 int main(void)
 {
     if (gcm_init() != 0) return 1;
     if (strcmp(gcm_version(), GCMALLOC_VERSION_STRING) != 0) return 2;
-    printf("consumer ok %s\n", gcm_version());
+    /* Linking gcmalloc must not replace the program's malloc: the malloc
+     * the program calls is still the C library's. */
+    Dl_info info;
+    void *m = dlsym(RTLD_DEFAULT, "malloc");
+    if (m == NULL || dladdr(m, &info) == 0 || strstr(info.dli_fname, "/libc.so") == NULL) {
+        printf("malloc comes from %s, not libc\n", m ? info.dli_fname : "nowhere");
+        return 3;
+    }
+    void *p = gcm_malloc(100);
+    printf("consumer ok %s %p\n", gcm_version(), p);
     return 0;
 }
 C
 
 # 1. pkg-config, shared
 export PKG_CONFIG_PATH=$libdir/pkgconfig
-cc -o "$tmp/pc-shared" "$tmp/consumer.c" $(pkg-config --cflags --libs gcmalloc)
+cc -o "$tmp/pc-shared" "$tmp/consumer.c" $(pkg-config --cflags --libs gcmalloc) -ldl
 LD_LIBRARY_PATH=$libdir "$tmp/pc-shared" | grep -q "consumer ok"
 # 2. pkg-config, static
 cc -o "$tmp/pc-static" "$tmp/consumer.c" $(pkg-config --cflags gcmalloc) \
-   "$libdir/libgcmalloc.a" $(pkg-config --libs --static gcmalloc | sed 's/-lgcmalloc//')
-"$tmp/pc-static" | grep -q "consumer ok"
+   "$libdir/libgcmalloc.a" $(pkg-config --libs --static gcmalloc | sed 's/-lgcmalloc//') -ldl
+"$tmp/pc-static" | tee "$tmp/out" | grep -q "consumer ok" || { cat "$tmp/out"; exit 1; }
 
 # 3. find_package(gcmalloc), shared and static targets
 mkdir -p "$tmp/proj"
@@ -48,7 +62,7 @@ CM
 cmake -S "$tmp/proj" -B "$tmp/proj/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$tmp/proj/build" >/dev/null
 "$tmp/proj/build/consumer" | grep -q "consumer ok"
-"$tmp/proj/build/consumer_static" | grep -q "consumer ok"
+"$tmp/proj/build/consumer_static" | tee "$tmp/out" | grep -q "consumer ok" || { cat "$tmp/out"; exit 1; }
 # The installed shared library finds itself through its RUNPATH or not at all:
 # make sure the consumer really used the installed copy.
 ldd "$tmp/proj/build/consumer" | grep -q "$libdir/libgcmalloc.so"

@@ -42,6 +42,39 @@ struct gcm_memstats {
     uint64_t nongc_sys;      /* bytes gcmalloc holds outside the GC heap
                                 (arena chunks, pooled buffers, tables)        */
 
+    /* --- arenas (gcm_arena_*; not in Go's MemStats) -------------------- */
+    uint64_t arena_inuse;    /* bytes of chunks held by live arenas.  The
+                                pacer and gctrace count them as heap, as Go
+                                counts its arenas; heap_* above do not        */
+    uint64_t arena_cached;   /* bytes of free chunks kept for new arenas,
+                                trimmed at each cycle to recent use           */
+    uint64_t arena_sys;      /* arena_inuse + arena_cached: all chunk memory
+                                (part of nongc_sys)                           */
+    uint64_t arena_count;    /* live arenas                                   */
+
+    /* --- the preload library's malloc family (zero when not preloaded) - */
+    uint64_t malloc_calls;   /* malloc-family calls that allocated            */
+    uint64_t free_calls;     /* free calls (and reallocs that moved)          */
+    uint64_t malloc_bytes;   /* bytes requested from them, cumulative         */
+    uint32_t preload_mode;   /* 0 not preloaded, 1 fast, 2 leakcheck, 3 gc    */
+    uint64_t leaked_objects; /* leakcheck: unreachable objects found so far   */
+    uint64_t leaked_bytes;   /* leakcheck: and their bytes                    */
+
+    /* --- pools (gcm_pool_*, gcm_buf_*; not in Go's MemStats) --------- */
+    uint64_t pool_gets;      /* gets from every pool (buffer pools too),
+                                destroyed pools included; cumulative          */
+    uint64_t pool_puts;      /* objects put back                              */
+    uint64_t pool_hits_private; /* gets served by the thread's private slot   */
+    uint64_t pool_hits_shared;  /* ... by the thread's own shared list        */
+    uint64_t pool_hits_stolen;  /* ... by another thread's list               */
+    uint64_t pool_hits_victim;  /* ... by a victim cache                      */
+    uint64_t pool_misses;    /* objects made because none was cached;
+                                hit rate = 1 - pool_misses / pool_gets        */
+    uint64_t pool_dropped;   /* cached objects released by GC cycles          */
+    uint64_t pool_cached;    /* objects in pools now (primary and victim)     */
+    uint64_t pool_count;     /* live pools, one per buffer class in use       */
+    uint64_t buf_sys;        /* buffer chunks mapped (part of nongc_sys)      */
+
     /* --- collector --------------------------------------------------- */
     uint64_t next_gc;        /* heap goal of the next cycle; 0 with GOGC=off
                                 and no memory limit                           */

@@ -1,0 +1,3 @@
+module gcmalloc/bench/go
+
+go 1.19

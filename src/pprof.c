@@ -1,0 +1,716 @@
+/*
+ * pprof.c — writing a snapshot as Go's heap profile: gzipped profile.proto.
+ *
+ * The message layout (github.com/google/pprof proto/profile.proto):
+ *
+ *   Profile  1 sample_type (ValueType)   2 sample   3 mapping   4 location
+ *            5 function   6 string_table   9 time_nanos   11 period_type
+ *            12 period   14 default_sample_type
+ *   Sample   1 location_id (packed)   2 value (packed)   3 label
+ *   Label    1 key   2 str   3 num
+ *   Mapping  1 id  2 memory_start  3 memory_limit  4 file_offset  5 filename
+ *            6 build_id  7 has_functions  8 has_filenames
+ *            9 has_line_numbers  10 has_inline_frames
+ *   Location 1 id  2 mapping_id  3 address  4 line (Line: 1 function_id 2 line)
+ *   Function 1 id  2 name  3 system_name  4 filename  5 start_line
+ *
+ * What Go's heap profile holds, and so ours: four sample types in the
+ * order alloc_objects/count, alloc_space/bytes, inuse_objects/count,
+ * inuse_space/bytes; period_type space/bytes and period = the sampling
+ * rate; each value unbiased by Go's scaleHeapSample; a numeric label
+ * `bytes` (the average object size); string_table[0] = ""; location
+ * addresses = return address − 1; the main executable's mapping first.
+ * We add string labels kind=gc|arena|pool|buf|malloc and name=<arena or
+ * pool name>, so `pprof -tagfocus` splits the paths.  The "allocs" view is
+ * the same data with default_sample_type = alloc_space.
+ *
+ * The encoder is a few dozen lines written here rather than a protobuf
+ * library: a profile is written under the profiler's lock, inside a
+ * process whose malloc may be gcmalloc's own preloaded one, from a signal
+ * helper or an exit handler.  Everything here allocates from mimalloc
+ * (gcm__prof_alloc) — the tables, the scratch buffers and zlib's state
+ * (custom zalloc/zfree) — and writes with write(2).  Messages are
+ * length-prefixed, so each one is built in a scratch buffer and then
+ * streamed through deflate; the string table is written last, once every
+ * string has its index (protobuf allows fields in any order).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "internal.h"
+
+/* --- growable byte buffer and protobuf wire format --------------------------------- */
+
+typedef struct buf {
+    uint8_t *p;
+    size_t len, cap;
+    bool oom;
+} buf;
+
+static bool reserve(buf *b, size_t n)
+{
+    if (b->oom)
+        return false;
+    if (b->len + n <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + n)
+        cap *= 2;
+    uint8_t *p = gcm__prof_realloc(b->p, cap);
+    if (p == NULL) {
+        b->oom = true;
+        return false;
+    }
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+static void put_raw(buf *b, const void *d, size_t n)
+{
+    if (n == 0 || !reserve(b, n))
+        return;
+    memcpy(b->p + b->len, d, n);
+    b->len += n;
+}
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static void put_varint(buf *b, uint64_t v)
+{
+    if (!reserve(b, 10))
+        return;
+    while (v >= 0x80) {
+        b->p[b->len++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    b->p[b->len++] = (uint8_t)v;
+}
+
+enum { WT_VARINT = 0, WT_LEN = 2 };
+
+static void put_tag(buf *b, int field, int wt)
+{
+    put_varint(b, ((uint64_t)field << 3) | (uint64_t)wt);
+}
+
+/* proto3 scalars: zero is the default and is not written. */
+static void put_u64(buf *b, int field, uint64_t v)
+{
+    if (v == 0)
+        return;
+    put_tag(b, field, WT_VARINT);
+    put_varint(b, v);
+}
+
+static void put_i64(buf *b, int field, int64_t v)
+{
+    put_u64(b, field, (uint64_t)v);
+}
+
+static void put_bytes(buf *b, int field, const void *d, size_t n)
+{
+    put_tag(b, field, WT_LEN);
+    put_varint(b, n);
+    put_raw(b, d, n);
+}
+
+static void put_packed(buf *b, int field, const uint64_t *v, size_t n)
+{
+    if (n == 0)
+        return;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += varint_len(v[i]);
+    put_tag(b, field, WT_LEN);
+    put_varint(b, len);
+    for (size_t i = 0; i < n; i++)
+        put_varint(b, v[i]);
+}
+
+static void put_msg(buf *b, int field, const buf *m)
+{
+    put_bytes(b, field, m->p, m->len);
+}
+
+/* --- the gzip stream ----------------------------------------------------------------- */
+
+#define GZ_OUT (64 * 1024)
+
+typedef struct gz {
+    z_stream z;
+    int fd;
+    int err;          /* errno value of the first failure */
+    bool open;
+    uint8_t *out;
+} gz;
+
+static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
+{
+    (void)opaque;
+    return gcm__prof_alloc((size_t)items * size);
+}
+
+static void z_free(voidpf opaque, voidpf p)
+{
+    (void)opaque;
+    gcm__prof_dealloc(p);
+}
+
+static void gz_drain(gz *g)
+{
+    size_t have = GZ_OUT - g->z.avail_out;
+    if (have > 0 && g->err == 0 && gcm__write_all(g->fd, (const char *)g->out, have) != 0)
+        g->err = errno ? errno : EIO;
+    g->z.next_out = g->out;
+    g->z.avail_out = GZ_OUT;
+}
+
+static int gz_open(gz *g, int fd)
+{
+    memset(g, 0, sizeof *g);
+    g->fd = fd;
+    g->out = gcm__prof_alloc(GZ_OUT);
+    if (g->out == NULL)
+        return ENOMEM;
+    g->z.zalloc = z_alloc;
+    g->z.zfree = z_free;
+    /* windowBits 15 + 16: a gzip header and trailer, as pprof expects. */
+    if (deflateInit2(&g->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+                     Z_DEFAULT_STRATEGY) != Z_OK) {
+        gcm__prof_dealloc(g->out);
+        return ENOMEM;
+    }
+    g->open = true;
+    g->z.next_out = g->out;
+    g->z.avail_out = GZ_OUT;
+    return 0;
+}
+
+static void gz_write(gz *g, const void *d, size_t n)
+{
+    g->z.next_in = (Bytef *)d;
+    g->z.avail_in = (uInt)n;
+    while (g->z.avail_in > 0 && g->err == 0) {
+        if (deflate(&g->z, Z_NO_FLUSH) == Z_STREAM_ERROR) {
+            g->err = EIO;
+            break;
+        }
+        if (g->z.avail_out == 0)
+            gz_drain(g);
+    }
+}
+
+static int gz_close(gz *g)
+{
+    if (!g->open)
+        return g->err;
+    g->z.next_in = NULL;
+    g->z.avail_in = 0;
+    while (g->err == 0) {
+        int rc = deflate(&g->z, Z_FINISH);
+        if (rc == Z_STREAM_ERROR) {
+            g->err = EIO;
+            break;
+        }
+        if (rc == Z_STREAM_END || g->z.avail_out == 0)
+            gz_drain(g);
+        if (rc == Z_STREAM_END)
+            break;
+    }
+    deflateEnd(&g->z);
+    gcm__prof_dealloc(g->out);
+    g->open = false;
+    return g->err;
+}
+
+/* --- hash maps for the builder ----------------------------------------------------------- */
+
+/* uint64 key (non-zero) -> uint32 value, open addressing. */
+typedef struct u64map {
+    uint64_t *k;
+    uint32_t *v;
+    size_t cap, n;
+} u64map;
+
+static size_t hash64(uint64_t x, size_t cap)
+{
+    x *= 0x9E3779B97F4A7C15ULL;
+    return (size_t)(x ^ (x >> 31)) & (cap - 1);
+}
+
+static bool map_grow(u64map *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 256;
+    uint64_t *k = gcm__prof_alloc(cap * sizeof *k);
+    uint32_t *v = gcm__prof_alloc(cap * sizeof *v);
+    if (k == NULL || v == NULL) {
+        gcm__prof_dealloc(k);
+        gcm__prof_dealloc(v);
+        return false;
+    }
+    memset(k, 0, cap * sizeof *k);
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->k[i] == 0)
+            continue;
+        size_t j = hash64(m->k[i], cap);
+        while (k[j] != 0)
+            j = (j + 1) & (cap - 1);
+        k[j] = m->k[i];
+        v[j] = m->v[i];
+    }
+    gcm__prof_dealloc(m->k);
+    gcm__prof_dealloc(m->v);
+    m->k = k;
+    m->v = v;
+    m->cap = cap;
+    return true;
+}
+
+/* Finds key; if absent and insert, adds it with *val.  Returns true when
+ * the key was present (its value in *val). */
+static bool map_find(u64map *m, uint64_t key, uint32_t *val, bool insert,
+                     bool *oom)
+{
+    if (m->cap != 0) {
+        for (size_t i = hash64(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
+            if (m->k[i] == key) {
+                *val = m->v[i];
+                return true;
+            }
+            if (m->k[i] == 0)
+                break;
+        }
+    }
+    if (!insert)
+        return false;
+    if ((m->n + 1) * 2 > m->cap && !map_grow(m)) {
+        *oom = true;
+        return false;
+    }
+    size_t i = hash64(key, m->cap);
+    while (m->k[i] != 0)
+        i = (i + 1) & (m->cap - 1);
+    m->k[i] = key;
+    m->v[i] = *val;
+    m->n++;
+    return false;
+}
+
+static void map_free(u64map *m)
+{
+    gcm__prof_dealloc(m->k);
+    gcm__prof_dealloc(m->v);
+    memset(m, 0, sizeof *m);
+}
+
+/* --- the builder ----------------------------------------------------------------------- */
+
+typedef struct pline {
+    uint32_t function; /* 1-based id */
+    int64_t line;
+} pline;
+
+typedef struct ploc {
+    uintptr_t pc;      /* return address */
+    uint32_t mapping;  /* 1-based id, 0 = none */
+    uint32_t line0, nlines;
+} ploc;
+
+typedef struct pfunc {
+    int64_t name, file;
+} pfunc;
+
+typedef struct pmap {
+    bool used, all_func, all_file, all_line;
+} pmap;
+
+typedef struct builder {
+    bool oom;
+    /* strings: pointers to text that outlives the write */
+    struct pstr {
+        const char *s;
+        size_t len;
+    } *str;
+    size_t nstr, capstr;
+    uint32_t *sht;     /* hash table of string indices + 1 */
+    size_t shtcap;
+    /* locations, lines, functions */
+    ploc *loc;
+    size_t nloc, caploc;
+    pline *line;
+    size_t nline, capline;
+    pfunc *fn;
+    size_t nfn, capfn;
+    u64map locmap, fnmap;
+    gcm__mapping *maps;
+    pmap *mflags;
+    int nmaps;
+} builder;
+
+static bool grow_array(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    size_t c = *cap ? *cap * 2 : 64;
+    while (c < need)
+        c *= 2;
+    void *np = gcm__prof_realloc(*p, c * elem);
+    if (np == NULL)
+        return false;
+    *p = np;
+    *cap = c;
+    return true;
+}
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 0xCBF29CE484222325ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 0x100000001B3ULL;
+    return h;
+}
+
+static bool sht_grow(builder *B)
+{
+    size_t cap = B->shtcap ? B->shtcap * 2 : 1024;
+    uint32_t *t = gcm__prof_alloc(cap * sizeof *t);
+    if (t == NULL)
+        return false;
+    memset(t, 0, cap * sizeof *t);
+    for (size_t i = 0; i < B->nstr; i++) {
+        size_t j = (size_t)hash_bytes(B->str[i].s, B->str[i].len) & (cap - 1);
+        while (t[j] != 0)
+            j = (j + 1) & (cap - 1);
+        t[j] = (uint32_t)i + 1;
+    }
+    gcm__prof_dealloc(B->sht);
+    B->sht = t;
+    B->shtcap = cap;
+    return true;
+}
+
+/* The string table index of s (NULL and "" are 0). */
+static int64_t str_id(builder *B, const char *s)
+{
+    if (B->oom)
+        return 0;
+    if (s == NULL)
+        s = "";
+    size_t n = strlen(s);
+    if ((B->nstr + 1) * 2 > B->shtcap && !sht_grow(B)) {
+        B->oom = true;
+        return 0;
+    }
+    size_t j = (size_t)hash_bytes(s, n) & (B->shtcap - 1);
+    for (; B->sht[j] != 0; j = (j + 1) & (B->shtcap - 1)) {
+        uint32_t i = B->sht[j] - 1;
+        if (B->str[i].len == n && memcmp(B->str[i].s, s, n) == 0)
+            return i;
+    }
+    if (!grow_array((void **)&B->str, &B->capstr, B->nstr + 1, sizeof *B->str)) {
+        B->oom = true;
+        return 0;
+    }
+    B->str[B->nstr].s = s;
+    B->str[B->nstr].len = n;
+    B->sht[j] = (uint32_t)B->nstr + 1;
+    return (int64_t)B->nstr++;
+}
+
+static uint32_t func_id(builder *B, const char *name, const char *file)
+{
+    int64_t n = str_id(B, name), f = str_id(B, file);
+    uint64_t key = ((uint64_t)n << 32 | (uint64_t)f) + 1;
+    uint32_t id = (uint32_t)B->nfn + 1;
+    if (map_find(&B->fnmap, key, &id, true, &B->oom))
+        return id;
+    if (B->oom || !grow_array((void **)&B->fn, &B->capfn, B->nfn + 1, sizeof *B->fn)) {
+        B->oom = true;
+        return 0;
+    }
+    B->fn[B->nfn].name = n;
+    B->fn[B->nfn].file = f;
+    B->nfn++;
+    return id;
+}
+
+static uint32_t mapping_of(const builder *B, uintptr_t addr)
+{
+    for (int i = 0; i < B->nmaps; i++)
+        if (addr >= B->maps[i].start && addr < B->maps[i].limit)
+            return (uint32_t)i + 1;
+    return 0;
+}
+
+#define MAX_INLINE 16
+
+/* The location id of return address pc, symbolized on first sight. */
+static uint32_t loc_id(builder *B, uintptr_t pc)
+{
+    uint32_t id = (uint32_t)B->nloc + 1;
+    if (map_find(&B->locmap, (uint64_t)pc, &id, true, &B->oom))
+        return id;
+    if (B->oom || !grow_array((void **)&B->loc, &B->caploc, B->nloc + 1, sizeof *B->loc)) {
+        B->oom = true;
+        return 0;
+    }
+    ploc *l = &B->loc[B->nloc++];
+    l->pc = pc;
+    uintptr_t addr = pc - 1; /* inside the call instruction */
+    l->mapping = mapping_of(B, addr);
+    l->line0 = (uint32_t)B->nline;
+    l->nlines = 0;
+    gcm__sym_frame fr[MAX_INLINE];
+    int n = gcm__sym_resolve(addr, fr, MAX_INLINE);
+    bool func = n > 0, file = n > 0, line = n > 0;
+    for (int i = 0; i < n; i++) {
+        if (!grow_array((void **)&B->line, &B->capline, B->nline + 1, sizeof *B->line)) {
+            B->oom = true;
+            return 0;
+        }
+        func &= fr[i].function != NULL;
+        file &= fr[i].file != NULL;
+        line &= fr[i].line > 0;
+        B->line[B->nline].function = func_id(B, fr[i].function, fr[i].file);
+        B->line[B->nline].line = fr[i].line;
+        B->nline++;
+        l->nlines++;
+    }
+    if (l->mapping != 0) {
+        pmap *m = &B->mflags[l->mapping - 1];
+        if (!m->used) {
+            m->used = true;
+            m->all_func = m->all_file = m->all_line = true;
+        }
+        m->all_func &= func;
+        m->all_file &= file;
+        m->all_line &= line;
+    }
+    return id;
+}
+
+static void builder_free(builder *B)
+{
+    gcm__prof_dealloc(B->str);
+    gcm__prof_dealloc(B->sht);
+    gcm__prof_dealloc(B->loc);
+    gcm__prof_dealloc(B->line);
+    gcm__prof_dealloc(B->fn);
+    gcm__prof_dealloc(B->maps);
+    gcm__prof_dealloc(B->mflags);
+    map_free(&B->locmap);
+    map_free(&B->fnmap);
+}
+
+/* --- writing ------------------------------------------------------------------------------ */
+
+/* Streams the accumulated top-level bytes through the compressor. */
+static void flush_top(gz *g, buf *top, bool force)
+{
+    if (top->len > 0 && (force || top->len >= GZ_OUT)) {
+        gz_write(g, top->p, top->len);
+        top->len = 0;
+    }
+}
+
+static void value_type(buf *top, buf *m, int field, int64_t type, int64_t unit)
+{
+    m->len = 0;
+    put_i64(m, 1, type);
+    put_i64(m, 2, unit);
+    put_msg(top, field, m);
+}
+
+static void label(buf *sample, buf *m, int64_t key, int64_t str, int64_t num)
+{
+    m->len = 0;
+    put_i64(m, 1, key);
+    put_i64(m, 2, str);
+    put_i64(m, 3, num);
+    put_msg(sample, 3, m);
+}
+
+int gcm__pprof_write(int fd, const gcm__prof_snap *s, bool allocs)
+{
+    if (s == NULL)
+        return EINVAL;
+    if (fd < 0)
+        return EBADF;
+    builder B;
+    memset(&B, 0, sizeof B);
+    buf top = {0}, m = {0}, m2 = {0};
+    uint64_t *ids = NULL;
+    gz g;
+    int rc = gz_open(&g, fd);
+    if (rc != 0)
+        return rc;
+
+    str_id(&B, ""); /* string_table[0] */
+    B.nmaps = gcm__mappings_read(&B.maps);
+    if (B.nmaps < 0) {
+        B.nmaps = 0;
+        B.oom = true;
+    }
+    B.mflags = gcm__prof_alloc(((size_t)B.nmaps + 1) * sizeof *B.mflags);
+    if (B.mflags == NULL)
+        B.oom = true;
+    else
+        memset(B.mflags, 0, ((size_t)B.nmaps + 1) * sizeof *B.mflags);
+    ids = gcm__prof_alloc(GCM_PROF_MAX_DEPTH * sizeof *ids);
+    if (ids == NULL)
+        B.oom = true;
+
+    int64_t s_alloc_objects = str_id(&B, "alloc_objects");
+    int64_t s_count = str_id(&B, "count");
+    int64_t s_alloc_space = str_id(&B, "alloc_space");
+    int64_t s_bytes = str_id(&B, "bytes");
+    int64_t s_inuse_objects = str_id(&B, "inuse_objects");
+    int64_t s_inuse_space = str_id(&B, "inuse_space");
+    int64_t s_space = str_id(&B, "space");
+    int64_t s_kind = str_id(&B, "kind");
+    int64_t s_name = str_id(&B, "name");
+
+    value_type(&top, &m, 1, s_alloc_objects, s_count);
+    value_type(&top, &m, 1, s_alloc_space, s_bytes);
+    value_type(&top, &m, 1, s_inuse_objects, s_count);
+    value_type(&top, &m, 1, s_inuse_space, s_bytes);
+
+    /* Samples: one per bucket with data. */
+    for (size_t i = 0; i < s->n && !B.oom; i++) {
+        const gcm__prof_rec *r = &s->recs[i];
+        const gcm__bucket *b = r->b;
+        int skip = gcm__sym_api_frames(b->pcs, b->depth);
+        for (int d = skip; d < b->depth; d++)
+            ids[d - skip] = loc_id(&B, b->pcs[d]);
+        uint64_t v[4];
+        gcm__prof_unbias(r->c.allocs, r->c.alloc_bytes, s->rate, &v[0], &v[1]);
+        uint64_t in_n = r->c.allocs > r->c.frees ? r->c.allocs - r->c.frees : 0;
+        uint64_t in_b = r->c.alloc_bytes > r->c.free_bytes
+                            ? r->c.alloc_bytes - r->c.free_bytes : 0;
+        gcm__prof_unbias(in_n, in_b, s->rate, &v[2], &v[3]);
+        m.len = 0;
+        put_packed(&m, 1, ids, (size_t)(b->depth - skip));
+        put_packed(&m, 2, v, 4);
+        if (r->c.allocs != 0 && r->c.alloc_bytes / r->c.allocs != 0)
+            label(&m, &m2, s_bytes, 0, (int64_t)(r->c.alloc_bytes / r->c.allocs));
+        label(&m, &m2, s_kind, str_id(&B, gcm__prof_kind_name(b->kind)), 0);
+        if (b->name != NULL)
+            label(&m, &m2, s_name, str_id(&B, b->name), 0);
+        put_msg(&top, 2, &m);
+        flush_top(&g, &top, false);
+    }
+
+    /* Mappings, main executable first, with what symbolization found. */
+    for (int i = 0; i < B.nmaps && !B.oom; i++) {
+        const gcm__mapping *mp = &B.maps[i];
+        const pmap *f = &B.mflags[i];
+        m.len = 0;
+        put_u64(&m, 1, (uint64_t)i + 1);
+        put_u64(&m, 2, mp->start);
+        put_u64(&m, 3, mp->limit);
+        put_u64(&m, 4, mp->offset);
+        put_i64(&m, 5, str_id(&B, mp->path));
+        put_i64(&m, 6, str_id(&B, mp->build_id));
+        bool fn = f->used && f->all_func;
+        put_u64(&m, 7, fn);
+        put_u64(&m, 8, f->used && f->all_file);
+        put_u64(&m, 9, f->used && f->all_line);
+        put_u64(&m, 10, fn);
+        put_msg(&top, 3, &m);
+        flush_top(&g, &top, false);
+    }
+
+    /* Locations. */
+    for (size_t i = 0; i < B.nloc && !B.oom; i++) {
+        const ploc *l = &B.loc[i];
+        m.len = 0;
+        put_u64(&m, 1, (uint64_t)i + 1);
+        put_u64(&m, 2, l->mapping);
+        put_u64(&m, 3, (uint64_t)(l->pc - 1));
+        for (uint32_t k = 0; k < l->nlines; k++) {
+            const pline *ln = &B.line[l->line0 + k];
+            m2.len = 0;
+            put_u64(&m2, 1, ln->function);
+            put_i64(&m2, 2, ln->line);
+            put_msg(&m, 4, &m2);
+        }
+        put_msg(&top, 4, &m);
+        flush_top(&g, &top, false);
+    }
+
+    /* Functions. */
+    for (size_t i = 0; i < B.nfn && !B.oom; i++) {
+        m.len = 0;
+        put_u64(&m, 1, (uint64_t)i + 1);
+        put_i64(&m, 2, B.fn[i].name);
+        put_i64(&m, 3, B.fn[i].name);
+        put_i64(&m, 4, B.fn[i].file);
+        put_msg(&top, 5, &m);
+        flush_top(&g, &top, false);
+    }
+
+    put_i64(&top, 9, s->time_ns);
+    value_type(&top, &m, 11, s_space, s_bytes);
+    put_i64(&top, 12, s->rate);
+    if (allocs)
+        put_i64(&top, 14, s_alloc_space);
+    /* The string table, now complete. */
+    for (size_t i = 0; i < B.nstr && !B.oom; i++) {
+        put_bytes(&top, 6, B.str[i].s, B.str[i].len);
+        flush_top(&g, &top, false);
+    }
+    (void)s_inuse_space;
+
+    if (B.oom || top.oom || m.oom || m2.oom)
+        rc = ENOMEM;
+    else
+        flush_top(&g, &top, true);
+    int zrc = gz_close(&g);
+    if (rc == 0)
+        rc = zrc;
+    gcm__prof_dealloc(top.p);
+    gcm__prof_dealloc(m.p);
+    gcm__prof_dealloc(m2.p);
+    gcm__prof_dealloc(ids);
+    builder_free(&B);
+    return rc;
+}
+
+/* --- sizes as pprof prints them ------------------------------------------------------ */
+
+size_t gcm__fmt_bytes(char *out, size_t cap, uint64_t v)
+{
+    static const char *const units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
+    int u = 0;
+    uint64_t div = 1;
+    while (u < 5 && v / div >= 1024) {
+        div *= 1024;
+        u++;
+    }
+    if (u == 0)
+        return gcm__fmt(out, cap, "%lluB", (unsigned long long)v);
+    /* Two decimals, rounded half to even as Go's %.2f does, then a
+     * trailing ".00" dropped (pprof's ScaledLabel). */
+    __uint128_t x = (__uint128_t)v * 100;
+    unsigned long long hundredths = (unsigned long long)(x / div);
+    uint64_t rem = (uint64_t)(x % div);
+    if (2 * rem > div || (2 * rem == div && (hundredths & 1)))
+        hundredths++;
+    unsigned long long whole = hundredths / 100, frac = hundredths % 100;
+    if (frac == 0)
+        return gcm__fmt(out, cap, "%llu%s", whole, units[u]);
+    return gcm__fmt(out, cap, "%llu.%02llu%s", whole, frac, units[u]);
+}

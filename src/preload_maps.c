@@ -1,0 +1,344 @@
+/*
+ * preload_maps.c — memory the program maps itself, as roots.
+ *
+ * In the preload library's collected modes the collector must see every
+ * place the program keeps pointers to malloc'd memory.  Many programs keep
+ * some in memory they map themselves: Python allocates its small objects
+ * in 256 KiB arenas and its frame stacks with mmap, and without scanning
+ * those it reclaims live objects within seconds (measured: it hangs or
+ * crashes).  So mmap, munmap, mremap and mprotect are interposed, and every
+ * anonymous, readable and writable mapping the *program* creates is pushed
+ * as a root at each collection.  Mappings made by the C library (thread
+ * stacks, which the collector scans as stacks, and whose unused 8 MiB would
+ * only be paged in), the dynamic loader, bdwgc (its own heap!), mimalloc
+ * and gcmalloc itself are left out, told apart by the caller's address.
+ *
+ * The registry is an array of [lo, hi) slots read by the root provider
+ * while the world is stopped, so every update is a sequence of single
+ * stores each of which leaves a slot readable: empty (hi <= lo), the old
+ * range, a shrunk range, or the new one.  Removal happens before the real
+ * munmap and insertion after the real mmap, so a range the collector pushes
+ * is always mapped.  Writers serialize on a mutex; the reader takes none.
+ *
+ * Not covered, and documented: mappings made with a raw syscall, and memory
+ * reserved PROT_NONE by one call and opened later by a mprotect from a
+ * library gcmalloc leaves out.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define GC_THREADS
+#define GC_NO_THREAD_REDIRECTS
+#include <gc/gc.h>
+#include <mimalloc.h>
+
+#include "internal.h"
+
+#define API __attribute__((visibility("default")))
+
+/* --- code ranges ---------------------------------------------------------------- */
+
+struct find {
+    uintptr_t base, lo, hi;
+};
+
+static int find_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct find *f = arg;
+    if (info->dlpi_addr != f->base)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (f->lo == 0 || lo < f->lo)
+            f->lo = lo;
+        if (hi > f->hi)
+            f->hi = hi;
+    }
+    return 1;
+}
+
+void gcm__code_range(const void *sym, uintptr_t *lo, uintptr_t *hi)
+{
+    Dl_info info;
+    *lo = *hi = 0;
+    if (dladdr(sym, &info) == 0)
+        return;
+    struct find f = {(uintptr_t)info.dli_fbase, 0, 0};
+    dl_iterate_phdr(find_object, &f);
+    *lo = f.lo;
+    *hi = f.hi;
+}
+
+enum { R_LIBC, R_LD, R_GC, R_MI, R_SELF, R__N };
+static struct {
+    uintptr_t lo, hi;
+} excluded[R__N];
+
+static bool from_program(const void *caller)
+{
+    uintptr_t pc = (uintptr_t)caller;
+    for (int i = 0; i < R__N; i++)
+        if (pc >= excluded[i].lo && pc < excluded[i].hi)
+            return false;
+    return true;
+}
+
+/* --- the registry ---------------------------------------------------------------- */
+
+#define MAX_SLOTS (1u << 16)
+
+struct slot {
+    uintptr_t lo, hi;
+};
+
+static struct slot *slots;      /* MAX_SLOTS entries, mapped at init   */
+static size_t used;             /* slots [0, used) may be occupied     */
+static size_t live_ranges;      /* how many are                        */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static bool tracking;
+static bool warned_full;
+
+static void slot_clear(struct slot *s)
+{
+    __atomic_store_n(&s->hi, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->lo, 0, __ATOMIC_RELEASE);
+}
+
+static void slot_set(struct slot *s, uintptr_t lo, uintptr_t hi)
+{
+    /* From empty: lo first, so a reader sees (lo, 0) = empty until hi. */
+    __atomic_store_n(&s->lo, lo, __ATOMIC_RELEASE);
+    __atomic_store_n(&s->hi, hi, __ATOMIC_RELEASE);
+}
+
+/* Callers hold mu. */
+static void add_locked(uintptr_t lo, uintptr_t hi)
+{
+    for (size_t i = 0; i < used; i++) {
+        if (slots[i].hi <= slots[i].lo) {
+            slot_set(&slots[i], lo, hi);
+            live_ranges++;
+            return;
+        }
+    }
+    if (used < MAX_SLOTS) {
+        slot_set(&slots[used], lo, hi);
+        __atomic_store_n(&used, used + 1, __ATOMIC_RELEASE);
+        live_ranges++;
+        return;
+    }
+    if (!warned_full) {
+        warned_full = true;
+        gcm__diag("preload: more than %u mappings of the program's to scan; "
+                  "further ones are not scanned, and objects only they point "
+                  "to may be reclaimed", MAX_SLOTS);
+    }
+}
+
+static void remove_locked(uintptr_t lo, uintptr_t hi)
+{
+    for (size_t i = 0; i < used; i++) {
+        uintptr_t a = slots[i].lo, b = slots[i].hi;
+        if (b <= a || b <= lo || a >= hi)
+            continue; /* empty, or no overlap */
+        if (lo <= a && hi >= b) {
+            slot_clear(&slots[i]);
+            live_ranges--;
+        } else if (lo <= a) {
+            __atomic_store_n(&slots[i].lo, hi, __ATOMIC_RELEASE); /* keep the tail */
+        } else if (hi >= b) {
+            __atomic_store_n(&slots[i].hi, lo, __ATOMIC_RELEASE); /* keep the head */
+        } else {
+            /* A hole in the middle: shrink to the head, add the tail. */
+            __atomic_store_n(&slots[i].hi, lo, __ATOMIC_RELEASE);
+            add_locked(hi, b);
+        }
+    }
+}
+
+static void add(void *p, size_t len)
+{
+    pthread_mutex_lock(&mu);
+    remove_locked((uintptr_t)p, (uintptr_t)p + len); /* no double scanning */
+    add_locked((uintptr_t)p, (uintptr_t)p + len);
+    pthread_mutex_unlock(&mu);
+}
+
+static void remove_range(void *p, size_t len)
+{
+    pthread_mutex_lock(&mu);
+    remove_locked((uintptr_t)p, (uintptr_t)p + len);
+    pthread_mutex_unlock(&mu);
+}
+
+/* The root provider: runs with the world stopped; no locks. */
+static void push_maps(void)
+{
+    size_t n = __atomic_load_n(&used, __ATOMIC_ACQUIRE);
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t lo = __atomic_load_n(&slots[i].lo, __ATOMIC_ACQUIRE);
+        uintptr_t hi = __atomic_load_n(&slots[i].hi, __ATOMIC_ACQUIRE);
+        if (hi > lo)
+            gcm__gc_push_range((const void *)lo, (const void *)hi);
+    }
+}
+
+void gcm__maps_fork(int phase)
+{
+    if (phase == GCM_FORK_PREPARE)
+        pthread_mutex_lock(&mu);
+    else if (phase == GCM_FORK_PARENT)
+        pthread_mutex_unlock(&mu);
+    else
+        pthread_mutex_init(&mu, NULL);
+}
+
+size_t gcm__maps_count(void) { return __atomic_load_n(&live_ranges, __ATOMIC_RELAXED); }
+
+/* --- the real calls --------------------------------------------------------------- */
+
+typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
+typedef int (*munmap_fn)(void *, size_t);
+typedef void *(*mremap_fn)(void *, size_t, size_t, int, ...);
+typedef int (*mprotect_fn)(void *, size_t, int);
+
+static mmap_fn real_mmap;
+static munmap_fn real_munmap;
+static mremap_fn real_mremap;
+static mprotect_fn real_mprotect;
+
+/* Until dlsym has found the C library's functions (it may allocate, so it
+ * runs during start-up, not on the first mmap), go to the kernel. */
+static void *sys_mmap(void *a, size_t l, int p, int f, int fd, off_t o)
+{
+    long r = syscall(SYS_mmap, a, l, p, f, fd, o);
+    return r == -1 ? MAP_FAILED : (void *)r;
+}
+
+static int sys_munmap(void *a, size_t l) { return (int)syscall(SYS_munmap, a, l); }
+
+static int sys_mprotect(void *a, size_t l, int p)
+{
+    return (int)syscall(SYS_mprotect, a, l, p);
+}
+
+void gcm__maps_init(void)
+{
+    real_mmap = (mmap_fn)dlsym(RTLD_NEXT, "mmap");
+    real_munmap = (munmap_fn)dlsym(RTLD_NEXT, "munmap");
+    real_mremap = (mremap_fn)dlsym(RTLD_NEXT, "mremap");
+    real_mprotect = (mprotect_fn)dlsym(RTLD_NEXT, "mprotect");
+    void *mem = sys_mmap(NULL, MAX_SLOTS * sizeof(struct slot),
+                         PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        gcm__diag("preload: cannot map the table of the program's mappings; "
+                  "memory it maps itself is not scanned");
+        return;
+    }
+    slots = mem;
+    gcm__code_range((const void *)&fputs, &excluded[R_LIBC].lo, &excluded[R_LIBC].hi);
+    gcm__code_range((const void *)&dlsym, &excluded[R_LD].lo, &excluded[R_LD].hi);
+    gcm__code_range((const void *)&GC_init, &excluded[R_GC].lo, &excluded[R_GC].hi);
+    gcm__code_range((const void *)&mi_malloc, &excluded[R_MI].lo, &excluded[R_MI].hi);
+    gcm__code_range((const void *)&gcm__maps_init, &excluded[R_SELF].lo,
+                    &excluded[R_SELF].hi);
+    gcm__gc_add_roots(push_maps);
+    __atomic_store_n(&tracking, true, __ATOMIC_RELEASE);
+}
+
+static bool tracked_kind(int prot, int flags, int fd)
+{
+    return (flags & MAP_ANONYMOUS) && fd == -1 && (prot & PROT_READ) &&
+           (prot & PROT_WRITE);
+}
+
+API void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    void *p = real_mmap ? real_mmap(addr, len, prot, flags, fd, off)
+                        : sys_mmap(addr, len, prot, flags, fd, off);
+    if (p != MAP_FAILED && __atomic_load_n(&tracking, __ATOMIC_ACQUIRE)) {
+        int saved = errno;
+        if (tracked_kind(prot, flags, fd) && from_program(__builtin_return_address(0)))
+            add(p, len);
+        else if (flags & MAP_FIXED)
+            remove_range(p, len); /* replaced what we tracked there */
+        errno = saved;
+    }
+    return p;
+}
+
+/* glibc 2.36 on x86_64: mmap64 is the same function under another name. */
+API void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+    __attribute__((alias("mmap")));
+
+API int munmap(void *addr, size_t len)
+{
+    if (__atomic_load_n(&tracking, __ATOMIC_ACQUIRE))
+        remove_range(addr, len); /* before: the collector must not push it */
+    return real_munmap ? real_munmap(addr, len) : sys_munmap(addr, len);
+}
+
+API void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+    void *new_addr = NULL;
+    if (flags & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, flags);
+        new_addr = va_arg(ap, void *);
+        va_end(ap);
+    }
+    bool was = false;
+    if (__atomic_load_n(&tracking, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&mu);
+        for (size_t i = 0; i < used && !was; i++)
+            was = slots[i].hi > slots[i].lo && (uintptr_t)old >= slots[i].lo &&
+                  (uintptr_t)old < slots[i].hi;
+        remove_locked((uintptr_t)old, (uintptr_t)old + old_len);
+        pthread_mutex_unlock(&mu);
+    }
+    void *p;
+    if (real_mremap != NULL)
+        p = (flags & MREMAP_FIXED) ? real_mremap(old, old_len, new_len, flags, new_addr)
+                                   : real_mremap(old, old_len, new_len, flags);
+    else
+        p = (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+    if (was) {
+        int saved = errno;
+        if (p != MAP_FAILED)
+            add(p, new_len);
+        else
+            add(old, old_len); /* unchanged */
+        errno = saved;
+    }
+    return p;
+}
+
+API int mprotect(void *addr, size_t len, int prot)
+{
+    bool track = __atomic_load_n(&tracking, __ATOMIC_ACQUIRE);
+    /* Taking read access away: stop scanning first. */
+    if (track && !(prot & PROT_READ))
+        remove_range(addr, len);
+    int rc = real_mprotect ? real_mprotect(addr, len, prot)
+                           : sys_mprotect(addr, len, prot);
+    if (rc == 0 && track && (prot & PROT_READ) && (prot & PROT_WRITE) &&
+        from_program(__builtin_return_address(0))) {
+        int saved = errno;
+        add(addr, len); /* reserved earlier, opened now */
+        errno = saved;
+    }
+    return rc;
+}

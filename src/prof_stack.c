@@ -1,0 +1,256 @@
+/*
+ * prof_stack.c — capturing a sampled allocation's call stack.
+ *
+ * Two unwinders, chosen per build (CMake GCMALLOC_UNWIND):
+ *
+ *   libunwind (default)  unw_backtrace: reads the .eh_frame unwind tables
+ *                        every binary carries, so it walks code built
+ *                        without frame pointers (most of Debian, and most
+ *                        programs built with -O2).  ~110–160 ns per stack.
+ *                        It caches per thread in memory it maps itself.
+ *   fp                   follows the saved frame-pointer chain: ~10–15 ns,
+ *                        but the chain ends (or goes astray) at the first
+ *                        frame built without -fno-omit-frame-pointer, which
+ *                        often means one frame.
+ *
+ * At the default sampling rate either cost is noise (one sample per 512 KiB
+ * allocated); at rate 1 libunwind's cost dominates the allocation.  glibc's
+ * backtrace() is not an option: it loads libgcc_s with dlopen, which calls
+ * malloc, on first use — inside the preloaded malloc that recurses.
+ *
+ * Which frames are kept.  The profile should start at the program's call
+ * into gcmalloc, not inside it.  Every allocation path passes the return
+ * address of its exported entry point (GCM_PROF_CALLER()); the captured
+ * stack is cut just before that address.  When it cannot be found (a
+ * broken chain), frames inside libgcmalloc's own text are dropped instead
+ * (when gcmalloc is a shared object; linked statically, only the
+ * profiler's own frames).
+ *
+ * The frame-pointer walk must never fault: it reads only inside the
+ * current thread's stack mapping (found once per thread in
+ * /proc/self/maps, read without malloc) and only ever moves towards the
+ * stack's base.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <link.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef GCM_UNWIND_LIBUNWIND
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+#endif
+
+#include "internal.h"
+
+/* Frames captured beyond the requested depth, for those cut off inside
+ * gcmalloc. */
+#define SLACK 16
+
+const char *gcm__stack_method(void)
+{
+    return gcm__config_libunwind ? "libunwind" : "frame pointers";
+}
+
+/* --- where gcmalloc's own code is ---------------------------------------------- */
+
+static struct {
+    pthread_once_t once;
+    uintptr_t lo, hi;
+} own = {.once = PTHREAD_ONCE_INIT};
+
+static int find_own(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    uintptr_t me = (uintptr_t)arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        uintptr_t hi = lo + ph->p_memsz;
+        if (me >= lo && me < hi) {
+            /* Linked into the main program: our code is mixed with the
+             * program's, so there is no range to drop. */
+            if (info->dlpi_name != NULL && info->dlpi_name[0] != '\0') {
+                own.lo = lo;
+                own.hi = hi;
+            }
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void find_own_range(void)
+{
+    dl_iterate_phdr(find_own, (void *)(uintptr_t)&gcm__stack_capture);
+}
+
+static void own_range(uintptr_t *lo, uintptr_t *hi)
+{
+    pthread_once(&own.once, find_own_range);
+    *lo = own.lo;
+    *hi = own.hi;
+}
+
+/* --- frame-pointer walk ----------------------------------------------------------- */
+
+static uintptr_t parse_hex(const char **s)
+{
+    uintptr_t v = 0;
+    for (;;) {
+        char c = **s;
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a' + 10);
+        else
+            return v;
+        v = v * 16 + d;
+        (*s)++;
+    }
+}
+
+/* The mapping of /proc/self/maps that contains sp, read in pieces into a
+ * stack buffer (no malloc). */
+static bool stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char buf[4096];
+    size_t have = 0;
+    bool found = false;
+    for (;;) {
+        ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        buf[have] = '\0';
+        char *line = buf;
+        char *nl;
+        while ((nl = memchr(line, '\n', have - (size_t)(line - buf))) != NULL) {
+            const char *s = line;
+            uintptr_t a = parse_hex(&s);
+            if (*s == '-') {
+                s++;
+                uintptr_t b = parse_hex(&s);
+                if (sp >= a && sp < b) {
+                    *lo = a;
+                    *hi = b;
+                    found = true;
+                    break;
+                }
+            }
+            line = nl + 1;
+        }
+        if (found)
+            break;
+        size_t rest = have - (size_t)(line - buf);
+        if (rest == sizeof buf - 1)
+            rest = 0; /* a line longer than the buffer: skip it */
+        memmove(buf, line, rest);
+        have = rest;
+    }
+    close(fd);
+    return found;
+}
+
+static GCM_NOINLINE int fp_walk(uintptr_t *buf, int max)
+{
+    gcm__tls *t = &gcm__tls_self;
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    if (sp < t->prof_stack_lo || sp >= t->prof_stack_hi) {
+        uintptr_t lo = 0, hi = 0;
+        if (!stack_bounds(sp, &lo, &hi))
+            lo = hi = 0;
+        t->prof_stack_lo = lo;
+        t->prof_stack_hi = hi;
+    }
+    uintptr_t hi = t->prof_stack_hi;
+    if (hi == 0)
+        return 0; /* stack unknown: walk nothing rather than guess */
+    const uintptr_t *fp = __builtin_frame_address(0);
+    int n = 0;
+    while (n < max) {
+        uintptr_t f = (uintptr_t)fp;
+        if (f < sp || f > hi - 2 * sizeof(uintptr_t) || (f & 7) != 0)
+            break;
+        uintptr_t ret = fp[1];
+        if (ret < 4096)
+            break;
+        buf[n++] = ret;
+        uintptr_t next = fp[0];
+        if (next <= f)
+            break; /* frames only move towards the base */
+        fp = (const uintptr_t *)next;
+    }
+    return n;
+}
+
+/* --- capture ------------------------------------------------------------------------- */
+
+static GCM_NOINLINE int raw_capture(uintptr_t *buf, int max)
+{
+    int n;
+#ifdef GCM_UNWIND_LIBUNWIND
+    n = unw_backtrace((void **)buf, max);
+    if (n <= 0) {
+        /* libunwind found no unwind information (generated code, a corrupt
+         * table): our own frames at least keep their frame pointers. */
+        n = fp_walk(buf, max);
+    }
+#else
+    n = fp_walk(buf, max);
+#endif
+    /* Not a tail call: gcm__stack_capture counts on this frame being on
+     * the stack (raw[0] is in here). */
+    __asm__ volatile("" ::: "memory");
+    return n;
+}
+
+int gcm__stack_capture(uintptr_t *pcs, int max, const void *caller)
+{
+    if (pcs == NULL || max <= 0)
+        return 0;
+    if (max > GCM_PROF_MAX_DEPTH)
+        max = GCM_PROF_MAX_DEPTH;
+    uintptr_t raw[GCM_PROF_MAX_DEPTH + SLACK];
+    int n = raw_capture(raw, max + SLACK);
+    int start = -1;
+    uintptr_t lo, hi;
+    own_range(&lo, &hi);
+    if (caller != NULL) {
+        for (int i = 0; i < n; i++) {
+            if (raw[i] == (uintptr_t)caller) {
+                start = i;
+                break;
+            }
+        }
+        /* An entry point called by another of ours (gcm_arena_sprintf by
+         * gcm_arena_calloc...): its caller is still inside gcmalloc. */
+        while (start >= 0 && start < n - 1 && raw[start] >= lo && raw[start] < hi)
+            start++;
+    }
+    if (start < 0) {
+        /* raw[0] is in raw_capture, raw[1] in this function. */
+        start = n > 2 ? 2 : n;
+        while (start < n && raw[start] >= lo && raw[start] < hi)
+            start++;
+        if (start >= n && caller != NULL) {
+            /* Nothing usable: at least the call into gcmalloc. */
+            pcs[0] = (uintptr_t)caller;
+            return 1;
+        }
+    }
+    int depth = n - start;
+    if (depth > max)
+        depth = max;
+    if (depth < 0)
+        depth = 0;
+    memcpy(pcs, raw + start, (size_t)depth * sizeof *pcs);
+    return depth;
+}

@@ -1,0 +1,198 @@
+/*
+ * contract.c — the malloc family's contract, checked under the preload
+ * library in each mode (run by preload_contract.sh with LD_PRELOAD): the
+ * results glibc documents for every function, bad arguments, memory from
+ * one function released by another, fork, threads and dlopen.
+ * Exits 0 and prints "ok" when every check holds; otherwise names the
+ * first one that failed.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int failed;
+#define CHECK(cond)                                                             \
+    do {                                                                        \
+        if (!(cond)) {                                                          \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);     \
+            failed = 1;                                                         \
+        }                                                                       \
+    } while (0)
+
+static int aligned_to(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
+
+/* volatile: the compiler must not see through the bad sizes */
+static volatile size_t huge = SIZE_MAX, half = SIZE_MAX / 2;
+
+static void basics(void)
+{
+    char *p = malloc(100);
+    CHECK(p != NULL && aligned_to(p, 16));
+    memset(p, 'a', 100);
+    CHECK(malloc_usable_size(p) >= 100);
+    p = realloc(p, 100000);
+    CHECK(p != NULL && p[99] == 'a');
+    p = realloc(p, 10);
+    CHECK(p != NULL && p[9] == 'a');
+    free(p);
+    free(NULL);
+
+    CHECK(malloc(0) != NULL || errno == 0); /* either is allowed; must not crash */
+    int *z = calloc(1000, sizeof *z);
+    CHECK(z != NULL);
+    for (int i = 0; z && i < 1000; i++)
+        CHECK(z[i] == 0);
+    free(z);
+
+    p = realloc(NULL, 50); /* = malloc */
+    CHECK(p != NULL);
+    errno = 0;
+    CHECK(realloc(p, 0) == NULL); /* frees, as glibc does */
+
+    errno = 0;
+    CHECK(malloc(huge) == NULL && errno == ENOMEM);
+    errno = 0;
+    CHECK(calloc(half, 3) == NULL && errno == ENOMEM);
+    p = malloc(16);
+    errno = 0;
+    CHECK(realloc(p, huge) == NULL && errno == ENOMEM);
+    free(p); /* still valid after a failed realloc */
+    errno = 0;
+    CHECK(reallocarray(NULL, half, 3) == NULL && errno == ENOMEM);
+    p = reallocarray(NULL, 10, 10);
+    CHECK(p != NULL && malloc_usable_size(p) >= 100);
+    free(p);
+    CHECK(malloc_usable_size(NULL) == 0);
+}
+
+static void alignment(void)
+{
+    size_t aligns[] = {8, 16, 32, 64, 128, 4096, 65536};
+    for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
+        void *p = NULL;
+        CHECK(posix_memalign(&p, aligns[i], 100) == 0);
+        CHECK(p != NULL && aligned_to(p, aligns[i]));
+        memset(p, 1, 100);
+        CHECK(malloc_usable_size(p) >= 100);
+        p = realloc(p, 5000); /* an aligned block can be resized */
+        CHECK(p != NULL && ((unsigned char *)p)[99] == 1);
+        free(p);
+        p = aligned_alloc(aligns[i], 3 * aligns[i]);
+        CHECK(p != NULL && aligned_to(p, aligns[i]));
+        free(p);
+        p = memalign(aligns[i], 10);
+        CHECK(p != NULL && aligned_to(p, aligns[i]));
+        free(p);
+    }
+    void *p = (void *)1;
+    CHECK(posix_memalign(&p, 3, 10) == EINVAL);          /* not a power of two */
+    CHECK(posix_memalign(&p, sizeof(void *) / 2, 10) == EINVAL);
+    CHECK(p == (void *)1);                                /* untouched on error */
+    CHECK(posix_memalign(&p, 64, huge) == ENOMEM);
+    /* C17 (DR 460) makes a bad alignment an error; glibc 2.36 still rounds
+     * it up (2.38 rejects it), so only gcmalloc is held to it. */
+    if (getenv("LD_PRELOAD") != NULL) {
+        errno = 0;
+        CHECK(aligned_alloc(3, 10) == NULL && errno == EINVAL);
+    }
+    long ps = sysconf(_SC_PAGESIZE);
+    p = valloc(10);
+    CHECK(p != NULL && aligned_to(p, (size_t)ps));
+    free(p);
+    p = pvalloc(10);
+    CHECK(p != NULL && aligned_to(p, (size_t)ps) && malloc_usable_size(p) >= (size_t)ps);
+    free(p);
+}
+
+struct msg {
+    char *data;
+    size_t n;
+};
+
+static void *alloc_for_other(void *arg)
+{
+    struct msg *m = arg;
+    m->n = 4096;
+    m->data = malloc(m->n);
+    memset(m->data, 7, m->n);
+    return NULL;
+}
+
+static void threads(void)
+{
+    /* Allocated on one thread, resized and freed on another. */
+    struct msg m = {0};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, alloc_for_other, &m) == 0);
+    pthread_join(th, NULL);
+    CHECK(m.data != NULL && m.data[4095] == 7);
+    m.data = realloc(m.data, 8192);
+    CHECK(m.data != NULL && m.data[4095] == 7);
+    free(m.data);
+}
+
+static void forking(void)
+{
+    char *before = malloc(1000);
+    strcpy(before, "parent");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The child keeps working: allocate, free, use what the parent made. */
+        int ok = strcmp(before, "parent") == 0;
+        for (int i = 0; i < 100000; i++) {
+            char *p = malloc(64 + i % 300);
+            p[0] = 1;
+            free(p);
+        }
+        free(before);
+        _exit(ok ? 0 : 3);
+    }
+    int st = 0;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    free(before);
+}
+
+static void loading(void)
+{
+    /* dlopen allocates through our malloc; the library then works. */
+    void *h = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL);
+    CHECK(h != NULL);
+    if (h != NULL) {
+        const char *(*ver)(void) = (const char *(*)(void))dlsym(h, "zlibVersion");
+        CHECK(ver != NULL && ver()[0] == '1');
+        CHECK(dlclose(h) == 0);
+    }
+}
+
+int main(void)
+{
+    /* Under LD_PRELOAD, make sure the malloc being tested is gcmalloc's. */
+    if (getenv("LD_PRELOAD") != NULL) {
+        Dl_info info;
+        void *m = dlsym(RTLD_DEFAULT, "malloc");
+        if (m == NULL || dladdr(m, &info) == 0 ||
+            strstr(info.dli_fname, "gcmalloc-preload") == NULL) {
+            fprintf(stderr, "FAIL: malloc is not the preloaded gcmalloc's\n");
+            return 1;
+        }
+    }
+    basics();
+    alignment();
+    threads();
+    forking();
+    loading();
+    if (failed)
+        return 1;
+    printf("ok\n");
+    return 0;
+}

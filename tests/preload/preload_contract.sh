@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The malloc family's contract under the preload library, in every mode.
+# Usage: preload_contract.sh PRELOAD_SO CONTRACT_BIN
+set -euo pipefail
+lib=$1 bin=$2
+"$bin" > /dev/null   # the reference: glibc's malloc passes too
+for mode in fast leakcheck gc; do
+    out=$(LD_PRELOAD="$lib" GCMALLOC_MODE="$mode" "$bin" 2>&1) || {
+        echo "FAIL in mode $mode:"; echo "$out"; exit 1; }
+    grep -q '^ok$' <<<"$out" || { echo "FAIL in mode $mode: $out"; exit 1; }
+    # gc mode with the collector running all the time: GOGC=1.
+    if [[ $mode == gc ]]; then
+        LD_PRELOAD="$lib" GCMALLOC_MODE=gc GCMALLOC_GOGC=1 "$bin" > /dev/null
+    fi
+done
+echo "ok: the malloc family keeps its contract in fast, leakcheck and gc modes"

@@ -1,0 +1,144 @@
+/*
+ * test_prof_stack.c — src/prof_stack.c: stacks start at the caller's return
+ * address, run outwards through the real callers, are cut at the requested
+ * depth keeping the innermost frames, and work on any thread.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "gcmalloc.h"
+#include "internal.h"
+
+/* Each test names the frames it expects by resolving them. */
+static const char *name_of(uintptr_t ret)
+{
+    gcm__sym_frame f[16];
+    int n = gcm__sym_resolve(ret - 1, f, 16);
+    /* The outermost of an inlined chain is the function the code is in. */
+    return n > 0 ? f[n - 1].function : NULL;
+}
+
+static uintptr_t got[GCM_PROF_MAX_DEPTH];
+static int got_n;
+
+/* Plays the part of an exported allocation entry point: captures from its
+ * own return address, as gcm__prof_record_alloc does. */
+__attribute__((noinline)) void stack_entry(int max)
+{
+    got_n = gcm__stack_capture(got, max, __builtin_return_address(0));
+    __asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) void stack_inner(int max)
+{
+    stack_entry(max);
+    __asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) void stack_outer(int max)
+{
+    stack_inner(max);
+    __asm__ volatile("" ::: "memory");
+}
+
+static void test_starts_at_caller(void **state)
+{
+    (void)state;
+    stack_outer(GCM_PROF_MAX_DEPTH);
+    assert_true(got_n >= 3);
+    /* Nothing of the entry point or the unwinder: frame 0 is its caller. */
+    assert_string_equal(name_of(got[0]), "stack_inner");
+    assert_string_equal(name_of(got[1]), "stack_outer");
+    assert_string_equal(name_of(got[2]), "test_starts_at_caller");
+    bool main_seen = false;
+    for (int i = 0; i < got_n; i++) {
+        const char *n = name_of(got[i]);
+        main_seen |= n != NULL && strcmp(n, "main") == 0;
+    }
+    /* Frame pointers stop at the first frame built without them: cmocka's
+     * (Debian builds it without), between main and this test. */
+    if (gcm__config_libunwind)
+        assert_true(main_seen);
+}
+
+__attribute__((noinline)) int recurse(int depth, int max)
+{
+    if (depth == 0) {
+        stack_entry(max);
+        return got_n;
+    }
+    int r = recurse(depth - 1, max);
+    __asm__ volatile("" ::: "memory");
+    return r;
+}
+
+static void test_depth_limit_keeps_innermost(void **state)
+{
+    (void)state;
+    assert_int_equal(recurse(100, GCM_PROF_MAX_DEPTH), GCM_PROF_MAX_DEPTH);
+    for (int i = 0; i < GCM_PROF_MAX_DEPTH; i++)
+        assert_string_equal(name_of(got[i]), "recurse");
+    assert_int_equal(recurse(10, 5), 5);
+    /* More than the maximum is the maximum. */
+    assert_int_equal(recurse(100, 1000), GCM_PROF_MAX_DEPTH);
+}
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    uintptr_t pcs[4];
+    assert_int_equal(gcm__stack_capture(NULL, 4, NULL), 0);
+    assert_int_equal(gcm__stack_capture(pcs, 0, NULL), 0);
+    assert_int_equal(gcm__stack_capture(pcs, -1, NULL), 0);
+    /* A caller that is on no stack: the profiler's frames are dropped
+     * (or, linked statically, the capture still finds real frames). */
+    int n = gcm__stack_capture(pcs, 4, (void *)0x1234);
+    assert_true(n >= 1);
+}
+
+static void *thread_main(void *arg)
+{
+    (void)arg;
+    stack_outer(GCM_PROF_MAX_DEPTH);
+    return NULL;
+}
+
+static void test_on_another_thread(void **state)
+{
+    (void)state;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, thread_main, NULL), 0);
+    pthread_join(th, NULL);
+    assert_true(got_n >= 3);
+    assert_string_equal(name_of(got[0]), "stack_inner");
+    assert_string_equal(name_of(got[1]), "stack_outer");
+    assert_string_equal(name_of(got[2]), "thread_main");
+}
+
+static void test_method(void **state)
+{
+    (void)state;
+    const char *m = gcm__stack_method();
+    assert_true(strcmp(m, gcm__config_libunwind ? "libunwind" : "frame pointers") == 0);
+}
+
+int main(void)
+{
+    gcm_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_starts_at_caller),
+        cmocka_unit_test(test_depth_limit_keeps_innermost),
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_on_another_thread),
+        cmocka_unit_test(test_method),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# gcmalloc-trace on fresh logs from a real Go program (trace_churn.go) run
+# with GODEBUG=gctrace=1: its own stderr output interleaves with the
+# gctrace lines, as in any real service.  Steady must read "stable", the
+# leaking run "possible leak", with Go's pause rule chosen by itself; the
+# summary, CSV and SVG must agree with independent numbers.
+# Exits 77 (skipped) when Go is not installed.
+set -euo pipefail
+tool=$1 src=$2
+check=$src/tests/trace_check.py
+command -v go > /dev/null || { echo "go not installed: skipped"; exit 77; }
+tmp=$(mktemp -d); trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+# A private Go environment: nothing read from or written to the user's.
+export HOME=$tmp/home GOCACHE=$tmp/gocache GOPATH=$tmp/gopath GO111MODULE=off \
+       GOFLAGS= GOTOOLCHAIN=local CGO_ENABLED=0
+mkdir -p "$HOME"
+# Build first: under `go run`, the go command and the compiler would write
+# gctrace lines of their own into the log.
+go build -o "$tmp/churn" "$src/tests/trace_churn.go"
+
+GODEBUG=gctrace=1 "$tmp/churn" steady 1500 500 2> "$tmp/steady.log" > /dev/null
+GODEBUG=gctrace=1 "$tmp/churn" leak 2000 500 2> "$tmp/leak.log" > /dev/null
+python3 "$check" "$tool" "$tmp/steady.log" --rule go --verdict "live heap is stable"
+python3 "$check" "$tool" "$tmp/leak.log" --rule go \
+    --verdict "live heap grows steadily: possible leak"
+# The program's own lines are counted as other lines, not lost.
+own=$(grep -c "trace_churn: tick" "$tmp/leak.log")
+other=$("$tool" "$tmp/leak.log" | sed -n 's/^input .* malformed, \([0-9]*\) other$/\1/p')
+(( other >= own )) || { echo "FAIL: $other other lines, $own program lines" >&2; exit 1; }
+echo "ok: a Go program's gctrace logs"
