@@ -610,6 +610,8 @@ void gcm__gc_allow_threads(void)
     pthread_mutex_unlock(&init_mu);
 }
 
+static void fcache_drop(gcm__tls *t); /* the free-block cache, below */
+
 void gcm__gc_init(void)
 {
     if (gcm__gc_ready())
@@ -643,6 +645,7 @@ void gcm__gc_init(void)
     GC_set_abort_func(abort_proc);
     GC_init();
     GC_set_on_collection_event(on_event);
+    gcm__thread_on_exit(fcache_drop);
     GC_set_on_heap_resize(on_heap_resize);
     bdwgc_push_other_roots = GC_get_push_other_roots();
     GC_set_push_other_roots(push_other_roots);
@@ -961,31 +964,129 @@ void gcm__gc_snapshot(gcm__gc_state *s)
  * over-aligned object is inside it.  So these entry points work from an
  * object's base wherever it matters. */
 
-void *gcm__gc_alloc(size_t n, size_t align, unsigned flags, const void *caller)
+/* A per-thread cache of freed blocks, in front of bdwgc.  GC_free takes
+ * bdwgc's global lock and clears the block; programs that free what they
+ * allocate (most of them) then contend on that lock from every thread, and
+ * the block they get next is a cold one.  So free() keeps small blocks of
+ * the collectable kind on per-thread, per-size lists (cleared, as bdwgc
+ * keeps its own free lists), and malloc() takes from them first — no lock,
+ * and the memory is hot, as in glibc's tcache.  The lists are chained
+ * through the blocks' first word from heads in a per-thread uncollectable
+ * block, so a cached block is reachable and the collector never reclaims
+ * it under us.  When a thread exits its cache is dropped; the collector
+ * reclaims the blocks. */
+#define FC_MAX 2048               /* bytes, as bdwgc sizes them          */
+#define FC_CLASSES (FC_MAX / 16 + 1)
+#define FC_DEPTH 64               /* blocks kept per size                */
+#define FC_BUDGET (256u << 10)    /* bytes kept per thread, all sizes    */
+
+/* A cached block is still live to the collector, so the cache is bounded
+ * in bytes as well as in depth: 256 KiB a thread is what the heap goal
+ * may be short by, and a small price next to a 4 MiB minimum heap. */
+struct gcm__fcache {
+    void *head[FC_CLASSES];
+    uint8_t n[FC_CLASSES];
+    uint32_t bytes;
+};
+
+static int kind_normal = -1;     /* bdwgc's kind number of GC_MALLOC's */
+
+static void fcache_drop(gcm__tls *t)
+{
+    if (t->gc_fcache != NULL)
+        GC_free(t->gc_fcache);
+    t->gc_fcache = NULL;
+}
+
+static struct gcm__fcache *fcache_of(gcm__tls *t)
+{
+    if (GCM_LIKELY(t->gc_fcache != NULL))
+        return t->gc_fcache;
+    if (kind_normal < 0) {
+        void *probe = GC_MALLOC(16);
+        if (probe == NULL)
+            return NULL;
+        kind_normal = GC_get_kind_and_size(probe, NULL);
+        GC_free(probe);
+    }
+    t->gc_fcache = GC_malloc_uncollectable(sizeof(struct gcm__fcache));
+    return t->gc_fcache;
+}
+
+/* Takes a cached block of `bytes` (as bdwgc would size it), or NULL. */
+static inline void *fcache_take(gcm__tls *t, size_t bytes, size_t *fp)
+{
+    if (bytes > FC_MAX || t->gc_fcache == NULL)
+        return NULL;
+    uint32_t f = GCM_LOAD(&fp_tab[bytes]);
+    if (f == 0 || f > FC_MAX)
+        return NULL;
+    struct gcm__fcache *fc = t->gc_fcache;
+    size_t c = f / 16;
+    void **b = fc->head[c];
+    if (b == NULL)
+        return NULL;
+    fc->head[c] = *b;
+    *b = NULL; /* handed out cleared, as bdwgc's own blocks */
+    fc->n[c]--;
+    fc->bytes -= f;
+    *fp = f;
+    return b;
+}
+
+/* Keeps a freed block for reuse; false when it must go back to bdwgc. */
+static inline bool fcache_put(gcm__tls *t, void *base, size_t fp)
+{
+    if (fp > FC_MAX)
+        return false;
+    struct gcm__fcache *fc = fcache_of(t);
+    size_t c = fp / 16;
+    if (fc == NULL || fc->n[c] >= FC_DEPTH || fc->bytes + fp > FC_BUDGET)
+        return false;
+    if (GC_get_kind_and_size(base, NULL) != kind_normal)
+        return false; /* uncollectable (the C library's) or pointer-free */
+    memset(base, 0, fp);
+    *(void **)base = fc->head[c];
+    fc->head[c] = base;
+    fc->n[c]++;
+    fc->bytes += (uint32_t)fp;
+    return true;
+}
+
+void *gcm__gc_alloc(size_t n, size_t align, size_t head, unsigned flags,
+                    const void *caller, void **base_out)
 {
     gcm__tls *t = &gcm__tls_self;
     if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
         thread_setup(t);
-    size_t extra = align > 16 ? align - 1 : 0;
+    size_t extra = head + (align > 16 ? align - 1 : 0);
     if (GCM_UNLIKELY(n > (size_t)PTRDIFF_MAX - extra)) {
         errno = ENOMEM;
         return NULL;
     }
-    void *base;
-    if (flags & GCM_GCA_UNCOLLECTABLE)
-        base = GC_malloc_uncollectable(n + extra);
-    else if (flags & GCM_GCA_ATOMIC)
-        base = GC_MALLOC_ATOMIC(n + extra);
-    else
-        base = GC_MALLOC(n + extra);
-    if (GCM_UNLIKELY(base == NULL)) {
-        errno = ENOMEM;
-        return NULL;
+    void *base = NULL;
+    size_t fp = 0;
+    if (flags == 0 && align <= 16)
+        base = fcache_take(t, n + extra, &fp);
+    if (base == NULL) {
+        if (flags & GCM_GCA_UNCOLLECTABLE)
+            base = GC_malloc_uncollectable(n + extra);
+        else if (flags & GCM_GCA_ATOMIC)
+            base = GC_MALLOC_ATOMIC(n + extra);
+        else
+            base = GC_MALLOC(n + extra);
+        if (GCM_UNLIKELY(base == NULL)) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        fp = flags == 0 && align <= 16 ? footprint(n + extra, base) : GC_size(base);
     }
-    count_alloc(t, extra ? GC_size(base) : footprint(n, base));
-    uintptr_t a = (uintptr_t)base;
-    if (extra)
+    count_alloc(t, fp);
+    uintptr_t a = (uintptr_t)base + head;
+    if (align > 16)
         a = (a + align - 1) & ~(uintptr_t)(align - 1);
+    if (base_out != NULL)
+        *base_out = base;
     /* The malloc kind records the bytes the program asked for, in every
      * mode, so profiles and leak reports agree with its own arithmetic. */
     if (gcm__prof_tick(t, n))
@@ -1016,8 +1117,10 @@ void gcm__gc_free_any(void *p)
     if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
         thread_setup(t);
     gcm__prof_free(p); /* before the address can be reused */
-    count_free(t, GC_size(base));
-    GC_FREE(base);
+    size_t fp = GC_size(base);
+    count_free(t, fp);
+    if (!fcache_put(t, base, fp))
+        GC_FREE(base);
 }
 
 /* realloc for objects from gcm__gc_alloc: in place through bdwgc when p is

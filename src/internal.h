@@ -302,8 +302,10 @@ enum {
     GCM_GCA_UNCOLLECTABLE = 2, /* scanned but never collected: freed only
                                   explicitly (the C library's own objects) */
 };
-GCM_HIDDEN void *gcm__gc_alloc(size_t n, size_t align, unsigned flags,
-                               const void *caller);
+GCM_HIDDEN void *gcm__gc_alloc(size_t n, size_t align, size_t head,
+                               unsigned flags, const void *caller,
+                               void **base_out);
+
 GCM_HIDDEN bool gcm__gc_owns(const void *p);
 GCM_HIDDEN size_t gcm__gc_usable(const void *p);
 GCM_HIDDEN void gcm__gc_free_any(void *p);
@@ -461,6 +463,7 @@ struct gcm__tls {
     uint64_t gc_frees;         /* cumulative objects freed explicitly      */
     uint64_t gc_alloc_bytes;   /* cumulative bytes allocated               */
     uint64_t gc_free_bytes;    /* cumulative bytes freed explicitly        */
+    struct gcm__fcache *gc_fcache; /* freed blocks kept for reuse (preload) */
     /* prof.c: allocation sampling (gcm__prof_tick) */
     int64_t prof_countdown;    /* bytes until the next sample; <= 0: slow  */
     uint64_t prof_rng;         /* random state; 0 = not seeded yet         */
@@ -482,10 +485,6 @@ struct gcm__tls {
     uint8_t chunk_cache_cls[GCM_CHUNK_TCACHE]; /* owner only */
     uint8_t chunk_cache_low;   /* fewest chunks cached since the last trim */
     uint8_t chunk_cache_low_prev; /* the same, for the cycle before (trimmer) */
-    /* preload.c: the malloc family (fast mode counts here) */
-    uint64_t pl_mallocs;       /* calls that allocated                     */
-    uint64_t pl_frees;         /* calls that freed                         */
-    uint64_t pl_bytes;         /* bytes requested                          */
     /* pool.c: the pool this thread used last and its local there (so the
      * hit path needs no lookup; cleared by gcm_pool_destroy), the thread's
      * slot in every pool's per-thread caches (slot + 1; 0 = none yet), and
@@ -836,12 +835,18 @@ GCM_HIDDEN size_t gcm__maps_count(void);
 /* preload_tsd.c: pthread_setspecific values shadowed in scanned memory in
  * the collected modes (glibc keeps them where the collector cannot see). */
 GCM_HIDDEN void gcm__tsd_init(void);
-/* preload_leak.c: leakcheck mode's table of live objects. */
+/* preload_leak.c: leakcheck mode's tracking.  Every leakcheck object has
+ * a GCM_LC_HEADER-byte header in front of the pointer malloc returns. */
+#define GCM_LC_HEADER 16
 GCM_HIDDEN void gcm__lc_init(void);
-GCM_HIDDEN void gcm__lc_track(void *p, size_t size);
-/* Takes p out of the table; false if it was not there (size: as tracked). */
-GCM_HIDDEN bool gcm__lc_untrack(void *p, size_t *size);
-GCM_HIDDEN size_t gcm__lc_tracked(void);
+/* Fills p's header (base: the collected object's start) and, if tracked,
+ * enters it in the tracking array. */
+GCM_HIDDEN void gcm__lc_track(void *p, void *base, size_t size, bool tracked);
+/* Takes p out of the array: 1 if it was tracked (the program's: the
+ * collector reclaims it later), 0 if not (free it now).  size: as asked. */
+GCM_HIDDEN int gcm__lc_release(void *p, size_t *size);
+GCM_HIDDEN void *gcm__lc_base(void *p);
+GCM_HIDDEN size_t gcm__lc_size(void *p);
 GCM_HIDDEN void gcm__lc_totals(uint64_t *objects, uint64_t *bytes);
 /* An object a cycle found unreachable: where, and the bytes asked for. */
 typedef struct gcm__leaked {

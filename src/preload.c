@@ -78,6 +78,7 @@ static inline bool in(const struct range *r, const void *pc)
 }
 
 static void preload_memstats(struct gcm_memstats *ms);
+static void fast_init(void);
 
 /* fork(): the preload library's own tables, innermost after the
  * profiler's (a profiler lock may be held while it unmaps memory, which
@@ -121,7 +122,9 @@ static GCM_NOINLINE void boot(void)
     find_ranges();
     gcm__ensure_init();
     gcm__diag_keep_stderr();
-    if (mode != MODE_FAST) {
+    if (mode == MODE_FAST) {
+        fast_init();
+    } else {
         gcm__maps_init();
         gcm__tsd_init();
         if (mode == MODE_LEAKCHECK)
@@ -168,9 +171,12 @@ static unsigned gc_flags(const void *caller)
 static void *gc_alloc(size_t n, size_t align, const void *caller)
 {
     unsigned flags = gc_flags(caller);
-    void *p = gcm__gc_alloc(n, align, flags, caller);
-    if (p != NULL && mode == MODE_LEAKCHECK && !(flags & GCM_GCA_UNCOLLECTABLE))
-        gcm__lc_track(p, n);
+    if (mode != MODE_LEAKCHECK)
+        return gcm__gc_alloc(n, align, 0, flags, caller, NULL);
+    void *base;
+    void *p = gcm__gc_alloc(n, align, GCM_LC_HEADER, flags, caller, &base);
+    if (p != NULL)
+        gcm__lc_track(p, base, n, !(flags & GCM_GCA_UNCOLLECTABLE));
     return p;
 }
 
@@ -181,12 +187,14 @@ static void gc_free(void *p)
         return;
     }
     if (mode == MODE_LEAKCHECK)
-        gcm__lc_untrack(p, NULL);
+        gcm__lc_release(p, NULL);
     gcm__gc_free_any(p);
 }
 
 static size_t usable(void *p)
 {
+    if (mode == MODE_LEAKCHECK && gcm__gc_owns(p))
+        return gcm__lc_size(p); /* the header makes the rest unusable */
     if (mode != MODE_FAST && gcm__gc_owns(p))
         return gcm__gc_usable(p);
     return mi_usable_size(p);
@@ -205,12 +213,13 @@ static void *gc_realloc(void *p, size_t n, const void *caller)
         return q;
     }
     if (mode == MODE_LEAKCHECK) {
-        /* Only what the program allocated is tracked (not the loader's). */
-        size_t old = 0;
-        bool tracked = gcm__lc_untrack(p, &old);
-        void *q = gcm__gc_realloc_any(p, n, caller);
-        if (tracked)
-            gcm__lc_track(q != NULL ? q : p, q != NULL ? n : old);
+        /* A new object, the old one's contents, the old one released. */
+        void *q = gc_alloc(n, 16, caller);
+        if (q == NULL)
+            return NULL;
+        size_t have = gcm__lc_size(p);
+        memcpy(q, p, have < n ? have : n);
+        gc_free(p);
         return q;
     }
     return gcm__gc_realloc_any(p, n, caller);
@@ -218,58 +227,176 @@ static void *gc_realloc(void *p, size_t n, const void *caller)
 
 /* --- fast mode ------------------------------------------------------------------- */
 
-/* Counts an allocation and passes it by the sampler.  The malloc kind
- * records the bytes the program asked for (cheaper than asking mimalloc for
- * the usable size on every call, and what the program's own arithmetic
- * expects). */
-static inline void count_malloc(gcm__tls *t, void *p, size_t n, const void *caller)
+/* Fast mode's hot paths do as little as mimalloc's own: malloc subtracts
+ * the size from the sampling countdown and tail-calls mi_malloc; free
+ * compares the address with one range and tail-calls mi_free.
+ *
+ * The range is what makes free cheap.  Sampled blocks (one per
+ * GCMALLOC_PROFILE_RATE bytes) come from a per-thread mimalloc heap that
+ * allocates only in an exclusive arena reserved at start-up, so "was this
+ * block sampled?" is a subtraction and a compare, with no memory touched
+ * (jemalloc marks sampled objects in its extent metadata; the arena is our
+ * metadata).  If the arena cannot be reserved or fills up, sampled blocks
+ * come from mimalloc's normal heaps and frees fall back to the profiler's
+ * counting filter. */
+static struct {
+    int ready;            /* booted in fast mode: the fast paths may run    */
+    uintptr_t lo, len;    /* free's slow path covers [lo, lo + len): the
+                             sampled blocks' arena, or every address once a
+                             sampled block had to come from elsewhere      */
+    uintptr_t arena_lo, arena_len;
+    mi_arena_id_t arena;
+} F __attribute__((aligned(GCM_CACHELINE))); /* read on every call: a line of its own */
+static GCM_TLS mi_heap_t *samp_heap; /* this thread's heap in the arena */
+
+/* A sampled block lives outside the arena: from now on every free takes
+ * the slow path, which asks the profiler's filter.  (Rare: the arena is
+ * large; it happens when it cannot be reserved or fills up.) */
+static void everything_slow(void)
 {
-    GCM_BUMP(&t->pl_mallocs, 1);
-    GCM_BUMP(&t->pl_bytes, n);
-    if (gcm__prof_tick(t, n))
-        gcm__prof_record_alloc(p, n, GCM_PROF_MALLOC, NULL, caller);
+    __atomic_store_n(&F.lo, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&F.len, UINTPTR_MAX, __ATOMIC_RELEASE);
 }
 
-static inline void count_free(gcm__tls *t, void *p)
+/* Reserves the arena (address space only; mimalloc commits what it uses). */
+static void fast_init(void)
 {
-    GCM_BUMP(&t->pl_frees, 1);
-    gcm__prof_free(p); /* one filter word; a lookup only if it may be sampled */
-}
-
-/* --- the family ------------------------------------------------------------------- */
-
-API void *malloc(size_t n)
-{
-    if (GCM_UNLIKELY(plain()))
-        return mi_malloc(n);
-    if (GCM_LIKELY(mode == MODE_FAST)) {
-        void *p = mi_malloc(n);
-        if (GCM_LIKELY(p != NULL))
-            count_malloc(&gcm__tls_self, p, n, GCM_PROF_CALLER());
-        else
-            errno = ENOMEM;
-        return p;
+    static const size_t sizes[] = {(size_t)64 << 30, (size_t)16 << 30,
+                                   (size_t)4 << 30, (size_t)1 << 30};
+    for (size_t i = 0; i < GCM_ARRAY_LEN(sizes); i++) {
+        mi_arena_id_t id;
+        if (mi_reserve_os_memory_ex(sizes[i], false, false, true, &id) != 0)
+            continue;
+        size_t len = 0;
+        void *lo = mi_arena_area(id, &len);
+        if (lo == NULL || len == 0)
+            continue;
+        F.arena = id;
+        F.arena_lo = F.lo = (uintptr_t)lo;
+        F.arena_len = F.len = len;
+        break;
     }
-    return gc_alloc(n, 16, GCM_PROF_CALLER());
+    if (F.len == 0)
+        everything_slow(); /* no arena: every free checks the filter */
+    __atomic_store_n(&F.ready, 1, __ATOMIC_RELEASE);
 }
 
-API void free(void *p)
+/* True when free must look at p: it may have been sampled. */
+static inline bool maybe_sampled(const void *p)
+{
+    return (uintptr_t)p - __atomic_load_n(&F.lo, __ATOMIC_RELAXED) <
+           __atomic_load_n(&F.len, __ATOMIC_RELAXED);
+}
+
+/* A block for a sampled allocation: from this thread's heap in the arena,
+ * or from mimalloc's default heap when that is not possible. */
+static void *samp_alloc(size_t n, size_t align, bool zero)
+{
+    if (samp_heap == NULL && F.len != 0)
+        samp_heap = mi_heap_new_in_arena(F.arena);
+    void *p = NULL;
+    if (samp_heap != NULL)
+        p = align > 16 ? mi_heap_malloc_aligned(samp_heap, n, align)
+            : zero     ? mi_heap_zalloc(samp_heap, n)
+                       : mi_heap_malloc(samp_heap, n);
+    if (p == NULL) {
+        p = align > 16 ? mi_malloc_aligned(n, align) : zero ? mi_zalloc(n) : mi_malloc(n);
+        if (p != NULL && __atomic_load_n(&F.len, __ATOMIC_RELAXED) != UINTPTR_MAX)
+            everything_slow();
+    }
+    return p;
+}
+
+/* The countdown crossed zero: maybe a sample. */
+static GCM_NOINLINE void *fast_slow(size_t n, size_t align, bool zero,
+                                    const void *caller)
+{
+    if (n > (size_t)PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    gcm__tls *t = &gcm__tls_self;
+    if (!gcm__prof_sample_slow(t, n))
+        return align > 16 ? mi_malloc_aligned(n, align) : zero ? mi_zalloc(n) : mi_malloc(n);
+    void *p = samp_alloc(n, align, zero);
+    if (p != NULL)
+        gcm__prof_record_alloc(p, n, GCM_PROF_MALLOC, NULL, caller);
+    else
+        errno = ENOMEM;
+    return p;
+}
+
+/* Takes the countdown down by n; false when the slow path must decide
+ * (the countdown reached zero, or n is a size no allocator can give:
+ * mimalloc would return NULL without setting errno). */
+static inline bool fast_tick(size_t n)
+{
+    if (GCM_UNLIKELY(n > (size_t)PTRDIFF_MAX))
+        return false;
+    gcm__tls *t = &gcm__tls_self;
+    int64_t c = GCM_LOAD(&t->prof_countdown) - (int64_t)n;
+    GCM_STORE(&t->prof_countdown, c);
+    return GCM_LIKELY(c > 0);
+}
+
+static GCM_NOINLINE void fast_free_slow(void *p)
+{
+    gcm__prof_free(p); /* records the release if p was sampled */
+    mi_free(p);
+}
+
+/* --- start-up, and the collected modes' entry points ----------------------------- */
+
+static GCM_NOINLINE void *malloc_slow(size_t n, const void *caller)
+{
+    if (n > (size_t)PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (plain())
+        return mi_malloc(n);
+    if (mode == MODE_FAST)
+        return fast_tick(n) ? mi_malloc(n) : fast_slow(n, 0, false, caller);
+    return gc_alloc(n, 16, caller);
+}
+
+static GCM_NOINLINE void free_slow(void *p)
 {
     if (p == NULL)
         return;
-    if (GCM_UNLIKELY(plain())) {
+    if (plain()) {
         if (gcm__gc_owns(p))
             gcm__gc_free_any(p);
         else
             mi_free(p);
         return;
     }
-    if (GCM_LIKELY(mode == MODE_FAST)) {
-        count_free(&gcm__tls_self, p);
-        mi_free(p);
-        return;
+    if (mode == MODE_FAST)
+        fast_free_slow(p);
+    else
+        gc_free(p);
+}
+
+/* --- the family ------------------------------------------------------------------- */
+
+API void *malloc(size_t n)
+{
+    if (GCM_LIKELY(__atomic_load_n(&F.ready, __ATOMIC_RELAXED))) {
+        if (GCM_LIKELY(fast_tick(n)))
+            return mi_malloc(n);
+        return fast_slow(n, 0, false, GCM_PROF_CALLER());
     }
-    gc_free(p);
+    return malloc_slow(n, GCM_PROF_CALLER());
+}
+
+API void free(void *p)
+{
+    if (GCM_LIKELY(__atomic_load_n(&F.ready, __ATOMIC_RELAXED))) {
+        if (GCM_UNLIKELY(maybe_sampled(p)))
+            return fast_free_slow(p);
+        return mi_free(p); /* NULL included */
+    }
+    free_slow(p);
 }
 
 API void *calloc(size_t count, size_t size)
@@ -279,19 +406,51 @@ API void *calloc(size_t count, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    if (GCM_UNLIKELY(plain()))
-        return mi_calloc(count, size);
-    if (GCM_LIKELY(mode == MODE_FAST)) {
-        void *p = mi_calloc(count, size);
-        if (GCM_LIKELY(p != NULL))
-            count_malloc(&gcm__tls_self, p, n, GCM_PROF_CALLER());
-        else
-            errno = ENOMEM;
-        return p;
+    if (GCM_LIKELY(__atomic_load_n(&F.ready, __ATOMIC_RELAXED))) {
+        if (GCM_LIKELY(fast_tick(n)))
+            return mi_calloc(count, size);
+        return fast_slow(n, 0, true, GCM_PROF_CALLER());
     }
+    if (plain())
+        return mi_calloc(count, size);
     /* The collector clears the objects it hands out (the preload modes
      * never ask for pointer-free ones, which it would not). */
     return gc_alloc(n, 16, GCM_PROF_CALLER());
+}
+
+/* realloc of a sampled block (or with the countdown crossing): a new block
+ * through the sampler, the contents copied, the old block released. */
+static GCM_NOINLINE void *fast_realloc_slow(void *p, size_t n, const void *caller)
+{
+    gcm__tls *t = &gcm__tls_self;
+    bool sample = !fast_tick(n) && gcm__prof_sample_slow(t, n);
+    if (!sample && !maybe_sampled(p))
+        return mi_realloc(p, n);
+    /* A sampled block's record comes out first: once mimalloc has freed p,
+     * another thread may get (and sample) the same address. */
+    gcm__prof_obj po;
+    bool was = gcm__prof_detach(p, &po);
+    void *q;
+    if (sample) {
+        q = samp_alloc(n, 0, false);
+        if (q != NULL) {
+            size_t have = mi_usable_size(p);
+            memcpy(q, p, have < n ? have : n);
+            mi_free(p);
+            gcm__prof_record_alloc(q, n, GCM_PROF_MALLOC, NULL, caller);
+        }
+    } else {
+        q = mi_realloc(p, n);
+    }
+    if (q == NULL) {
+        if (was)
+            gcm__prof_reattach(p, &po);
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (was)
+        gcm__prof_release(&po);
+    return q;
 }
 
 API void *realloc(void *p, size_t n)
@@ -303,29 +462,24 @@ API void *realloc(void *p, size_t n)
         free(p);
         return NULL;
     }
-    if (GCM_UNLIKELY(plain())) {
-        if (gcm__gc_owns(p))
-            return gcm__gc_realloc_any(p, n, __builtin_return_address(0));
-        return mi_realloc(p, n);
+    if (GCM_UNLIKELY(n > (size_t)PTRDIFF_MAX)) {
+        errno = ENOMEM; /* p stays valid */
+        return NULL;
     }
-    if (GCM_LIKELY(mode == MODE_FAST)) {
-        /* A sampled block's record comes out first: once mimalloc has
-         * freed p, another thread may get (and sample) the same address. */
-        gcm__prof_obj po;
-        bool sampled = gcm__prof_detach(p, &po);
-        void *q = mi_realloc(p, n);
-        if (q == NULL) {
-            if (sampled)
-                gcm__prof_reattach(p, &po);
-            errno = ENOMEM;
-            return NULL;
-        }
-        gcm__tls *t = &gcm__tls_self;
-        if (sampled)
-            gcm__prof_release(&po);
-        GCM_BUMP(&t->pl_frees, 1);
-        count_malloc(t, q, n, GCM_PROF_CALLER());
-        return q;
+    if (GCM_LIKELY(__atomic_load_n(&F.ready, __ATOMIC_RELAXED))) {
+        if (GCM_LIKELY(!maybe_sampled(p) && fast_tick(n)))
+            return mi_realloc(p, n);
+        /* fast_tick ran only if the block was not sampled; undo it so the
+         * slow path counts n once. */
+        if (!maybe_sampled(p))
+            GCM_STORE(&gcm__tls_self.prof_countdown,
+                      GCM_LOAD(&gcm__tls_self.prof_countdown) + (int64_t)n);
+        return fast_realloc_slow(p, n, GCM_PROF_CALLER());
+    }
+    if (plain()) {
+        if (gcm__gc_owns(p))
+            return gcm__gc_realloc_any(p, n, GCM_PROF_CALLER());
+        return mi_realloc(p, n);
     }
     return gc_realloc(p, n, GCM_PROF_CALLER());
 }
@@ -349,16 +503,17 @@ static void *aligned(size_t align, size_t n, const void *caller)
 {
     if (align < sizeof(void *))
         align = sizeof(void *);
-    if (GCM_UNLIKELY(plain()))
-        return mi_malloc_aligned(n, align);
-    if (GCM_LIKELY(mode == MODE_FAST)) {
-        void *p = mi_malloc_aligned(n, align);
-        if (GCM_LIKELY(p != NULL))
-            count_malloc(&gcm__tls_self, p, n, caller);
-        else
-            errno = ENOMEM;
-        return p;
+    if (GCM_UNLIKELY(n > (size_t)PTRDIFF_MAX)) {
+        errno = ENOMEM;
+        return NULL;
     }
+    if (GCM_LIKELY(__atomic_load_n(&F.ready, __ATOMIC_RELAXED))) {
+        if (GCM_LIKELY(fast_tick(n)))
+            return mi_malloc_aligned(n, align);
+        return fast_slow(n, align, false, caller);
+    }
+    if (plain())
+        return mi_malloc_aligned(n, align);
     return gc_alloc(n, align, caller);
 }
 

@@ -2,32 +2,41 @@
  * preload_leak.c — leakcheck mode: finding memory the program lost.
  *
  * Every object the program gets from malloc in this mode lives in the
- * collector's heap and is entered in a table here; free takes it out.  At
- * each collection, after marking has settled which objects are reachable
- * and before anything is swept, a hook walks the table: an object still in
- * it (never freed) that the collector did not mark is unreachable — a leak.
- * The hook reports it once and sets its mark bit, so the sweep keeps it:
- * nothing is reclaimed behind the program's back, and a pointer the
- * collector could not see (a disguised one, one held only by the kernel)
- * costs at worst a false report, never a crash.  Objects a leak points to
- * are leaks too and are kept the same way.
+ * collector's heap behind a 16-byte header, and has a slot in a tracking
+ * array; the header holds the slot's index, so free finds and clears it in
+ * constant time, with no lock and no search.  At each collection, after
+ * marking has settled which objects are reachable and before anything is
+ * swept, a hook walks the array: an object still in it (never freed) that
+ * the collector did not mark is unreachable — a leak.  The hook reports it
+ * once and sets its mark bit, so the sweep keeps it: nothing is reclaimed
+ * behind the program's back, and a pointer the collector could not see (a
+ * disguised one, one held only by the kernel) costs at worst a false
+ * report, never a crash.  Objects a leak points to are leaks too and are
+ * kept the same way.
+ *
+ * free() clears the slot and hands the object back (through gc.c's
+ * per-thread cache of freed blocks, as in gc mode).  Leaving freed objects
+ * for the sweep instead was measured slower: allocation then always
+ * touches cold memory, which the sweep must clear.
  *
  * bdwgc's own find-leak mode is not used: it reports at most 40 leaks a
  * cycle, without allocation stacks, through its log, and frees what it
  * reports.
  *
- * The table is sharded by address so threads allocating at once rarely
- * meet on a lock.  The hook runs inside the collector's lock with the world
- * running; it may take the shard locks because no thread ever waits for
- * the collector while holding one (entries are added after the allocation
- * returns and removed before the free starts, and the table's own memory
- * comes from mimalloc).  What a cycle found is reported afterwards, from a
- * cycle hook, where symbolizing and writing are allowed.
+ * Concurrency.  Slots are handed out from per-thread caches of free
+ * indices (a shared list, under a mutex, balances them between threads).
+ * The hook reads slots with the world running: a slot cleared or filled
+ * while it looks is either seen or not, and either is safe — a cleared
+ * object was freed (its memory stays until the sweep that follows), a new
+ * one was allocated after marking from a free list whose objects bdwgc
+ * keeps marked.  What a cycle found is reported afterwards, from a cycle
+ * hook, where symbolizing and writing are allowed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define GC_THREADS
@@ -38,110 +47,148 @@
 
 #include "internal.h"
 
-#define SHARDS 64
+/* The header in front of every leakcheck object. */
+typedef struct header {
+    uint32_t slot;     /* index in the tracking array; UNTRACKED if none */
+    uint32_t base_off; /* bytes from the object's base to the user block */
+    uint64_t size;     /* bytes the program asked for                    */
+} header;
+_Static_assert(sizeof(header) == GCM_LC_HEADER, "header size");
+
+#define UNTRACKED UINT32_MAX
 #define REPORTED ((uintptr_t)1)
-#define TOMB ((uintptr_t)2) /* a removed entry, as a key */
 
-struct entry {
-    uintptr_t key; /* 0 empty, TOMB removed, else pointer | flags */
-    size_t size;   /* bytes the program asked for                */
-};
+/* The tracking array: chunks of 64Ki slots, mapped on first use.  A slot
+ * holds the user pointer (| REPORTED once reported), or 0. */
+#define CHUNK_BITS 16
+#define CHUNK_SLOTS (1u << CHUNK_BITS)
+#define MAX_CHUNKS (1u << 16) /* 4Gi slots */
+static uintptr_t *chunks[MAX_CHUNKS];
+static uint32_t hiwater; /* slots ever handed out */
+static pthread_mutex_t chunk_mu = PTHREAD_MUTEX_INITIALIZER;
 
-struct shard {
-    pthread_mutex_t mu;
-    struct entry *e;
-    size_t cap, count, tombs;
-    char pad[GCM_CACHELINE];
-};
-
-static struct shard shards[SHARDS];
+/* Free indices: per thread first, then a shared stack. */
+#define TCACHE 256
+static GCM_TLS uint32_t tcache[TCACHE];
+static GCM_TLS uint32_t tcache_n;
+static pthread_mutex_t free_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t *free_list;
+static size_t free_n, free_cap;
 static bool ready;
 
-static inline size_t hash_ptr(uintptr_t p)
+static inline uintptr_t *slot_at(uint32_t i)
 {
-    p >>= 4;
-    p ^= p >> 17;
-    p *= 0xed5ad4bbU;
-    p ^= p >> 11;
-    return (size_t)p;
+    return &chunks[i >> CHUNK_BITS][i & (CHUNK_SLOTS - 1)];
 }
 
-static inline struct shard *shard_of(uintptr_t p)
+static bool ensure_chunk(uint32_t i)
 {
-    return &shards[(p >> 4) % SHARDS];
-}
-
-/* Rebuilds a shard's table at a new capacity (mu held). */
-static bool rehash(struct shard *s, size_t cap)
-{
-    struct entry *e = mi_calloc(cap, sizeof *e);
-    if (e == NULL)
+    uint32_t c = i >> CHUNK_BITS;
+    if (c >= MAX_CHUNKS)
         return false;
-    for (size_t i = 0; i < s->cap; i++) {
-        uintptr_t k = s->e[i].key;
-        if (k == 0 || k == TOMB)
-            continue;
-        size_t j = hash_ptr(k & ~(uintptr_t)15) & (cap - 1);
-        while (e[j].key != 0)
-            j = (j + 1) & (cap - 1);
-        e[j] = s->e[i];
+    if (__atomic_load_n(&chunks[c], __ATOMIC_ACQUIRE) != NULL)
+        return true;
+    pthread_mutex_lock(&chunk_mu);
+    if (chunks[c] == NULL) {
+        void *m = mmap(NULL, CHUNK_SLOTS * sizeof(uintptr_t), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) {
+            gcm__gc_nongc((int64_t)(CHUNK_SLOTS * sizeof(uintptr_t)));
+            __atomic_store_n(&chunks[c], (uintptr_t *)m, __ATOMIC_RELEASE);
+        }
     }
-    mi_free(s->e);
-    s->e = e;
-    s->cap = cap;
-    s->tombs = 0;
-    return true;
+    pthread_mutex_unlock(&chunk_mu);
+    return chunks[c] != NULL;
 }
 
-void gcm__lc_track(void *p, size_t size)
+static uint32_t take_slot(void)
 {
-    uintptr_t k = (uintptr_t)p;
-    struct shard *s = shard_of(k);
-    pthread_mutex_lock(&s->mu);
-    if ((s->count + s->tombs + 1) * 4 >= s->cap * 3) {
-        size_t cap = s->cap ? s->cap : 1024;
-        if (s->count * 2 >= cap)
+    if (tcache_n > 0)
+        return tcache[--tcache_n];
+    pthread_mutex_lock(&free_mu);
+    while (free_n > 0 && tcache_n < TCACHE / 2)
+        tcache[tcache_n++] = free_list[--free_n];
+    pthread_mutex_unlock(&free_mu);
+    if (tcache_n > 0)
+        return tcache[--tcache_n];
+    uint32_t i = __atomic_fetch_add(&hiwater, 1, __ATOMIC_ACQ_REL);
+    if (i == UNTRACKED || !ensure_chunk(i))
+        return UNTRACKED;
+    return i;
+}
+
+static void give_slot(uint32_t i)
+{
+    if (tcache_n < TCACHE) {
+        tcache[tcache_n++] = i;
+        return;
+    }
+    pthread_mutex_lock(&free_mu);
+    if (free_n + TCACHE / 2 > free_cap) {
+        size_t cap = free_cap ? free_cap * 2 : 4096;
+        uint32_t *n = mi_realloc(free_list, cap * sizeof *n);
+        if (n != NULL) {
+            free_list = n;
+            free_cap = cap;
+        }
+    }
+    while (tcache_n > TCACHE / 2 && free_n < free_cap)
+        free_list[free_n++] = tcache[--tcache_n];
+    pthread_mutex_unlock(&free_mu);
+    if (tcache_n < TCACHE)
+        tcache[tcache_n++] = i;
+    /* else: the shared list could not grow; the index is not reused */
+}
+
+/* Slots of an exiting thread go back to the shared list. */
+static void thread_gone(gcm__tls *t)
+{
+    (void)t;
+    pthread_mutex_lock(&free_mu);
+    if (free_n + tcache_n > free_cap) {
+        size_t cap = free_cap ? free_cap * 2 : 4096;
+        while (cap < free_n + tcache_n)
             cap *= 2;
-        if (!rehash(s, cap)) {
-            pthread_mutex_unlock(&s->mu);
-            return; /* untracked: can only mean a missed report */
+        uint32_t *n = mi_realloc(free_list, cap * sizeof *n);
+        if (n != NULL) {
+            free_list = n;
+            free_cap = cap;
         }
     }
-    size_t j = hash_ptr(k) & (s->cap - 1);
-    while (s->e[j].key != 0 && s->e[j].key != TOMB)
-        j = (j + 1) & (s->cap - 1);
-    if (s->e[j].key == TOMB)
-        s->tombs--;
-    s->e[j].key = k;
-    s->e[j].size = size;
-    s->count++;
-    pthread_mutex_unlock(&s->mu);
+    while (tcache_n > 0 && free_n < free_cap)
+        free_list[free_n++] = tcache[--tcache_n];
+    pthread_mutex_unlock(&free_mu);
 }
 
-bool gcm__lc_untrack(void *p, size_t *size)
+static inline header *hdr(void *p) { return (header *)((char *)p - sizeof(header)); }
+
+void gcm__lc_track(void *p, void *base, size_t size, bool tracked)
 {
-    uintptr_t k = (uintptr_t)p;
-    struct shard *s = shard_of(k);
-    bool found_it = false;
-    pthread_mutex_lock(&s->mu);
-    if (s->cap != 0) {
-        size_t j = hash_ptr(k) & (s->cap - 1);
-        for (size_t probes = 0; s->e[j].key != 0 && probes < s->cap; probes++) {
-            if ((s->e[j].key & ~(uintptr_t)15) == k) {
-                if (size != NULL)
-                    *size = s->e[j].size;
-                s->e[j].key = TOMB;
-                s->count--;
-                s->tombs++;
-                found_it = true;
-                break;
-            }
-            j = (j + 1) & (s->cap - 1);
-        }
-    }
-    pthread_mutex_unlock(&s->mu);
-    return found_it;
+    header *h = hdr(p);
+    h->base_off = (uint32_t)((char *)p - (char *)base);
+    h->size = size;
+    h->slot = tracked ? take_slot() : UNTRACKED;
+    if (h->slot != UNTRACKED)
+        __atomic_store_n(slot_at(h->slot), (uintptr_t)p, __ATOMIC_RELEASE);
 }
+
+int gcm__lc_release(void *p, size_t *size)
+{
+    header *h = hdr(p);
+    if (size != NULL)
+        *size = (size_t)h->size;
+    uint32_t i = h->slot;
+    if (i == UNTRACKED)
+        return 0;
+    h->slot = UNTRACKED; /* a second free of p is not a second release */
+    __atomic_store_n(slot_at(i), 0, __ATOMIC_RELEASE);
+    give_slot(i);
+    return 1;
+}
+
+void *gcm__lc_base(void *p) { return (char *)p - hdr(p)->base_off; }
+
+size_t gcm__lc_size(void *p) { return (size_t)hdr(p)->size; }
 
 /* --- at each collection -------------------------------------------------------- */
 
@@ -151,7 +198,7 @@ static gcm__leaked *found;
 static size_t nfound, capfound;
 
 /* Totals over the run. */
-static uint64_t total_objects, total_bytes, total_cycles_with_leaks;
+static uint64_t total_objects, total_bytes;
 
 static void note_found(void *p, size_t size)
 {
@@ -172,26 +219,26 @@ static void note_found(void *p, size_t size)
 static void protect_unreachable(void)
 {
     pthread_mutex_lock(&found_mu);
-    for (int i = 0; i < SHARDS; i++) {
-        struct shard *s = &shards[i];
-        pthread_mutex_lock(&s->mu);
-        for (size_t j = 0; j < s->cap; j++) {
-            uintptr_t k = s->e[j].key;
-            if (k == 0 || k == TOMB)
-                continue;
-            void *p = (void *)(k & ~(uintptr_t)15);
-            /* p is what malloc returned; an over-aligned object's mark
-             * bit is its base's. */
-            void *base = GC_base(p);
-            if (base == NULL || GC_is_marked(base))
-                continue;
-            GC_set_mark_bit(base); /* keep it: report, never reclaim */
-            if (!(k & REPORTED)) {
-                s->e[j].key = k | REPORTED;
-                note_found(p, s->e[j].size);
-            }
+    uint32_t n = __atomic_load_n(&hiwater, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < n; i++) {
+        uintptr_t *c = __atomic_load_n(&chunks[i >> CHUNK_BITS], __ATOMIC_ACQUIRE);
+        if (c == NULL) {
+            i |= CHUNK_SLOTS - 1; /* not mapped yet: the whole chunk is empty */
+            continue;
         }
-        pthread_mutex_unlock(&s->mu);
+        uintptr_t *s = &c[i & (CHUNK_SLOTS - 1)];
+        uintptr_t v = __atomic_load_n(s, __ATOMIC_ACQUIRE);
+        if (v == 0)
+            continue;
+        void *p = (void *)(v & ~REPORTED);
+        void *base = gcm__lc_base(p);
+        if (GC_is_marked(base))
+            continue;
+        GC_set_mark_bit(base); /* keep it: report, never reclaim */
+        if (!(v & REPORTED) &&
+            __atomic_compare_exchange_n(s, &v, v | REPORTED, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+            note_found(p, gcm__lc_size(p));
     }
     pthread_mutex_unlock(&found_mu);
 }
@@ -212,26 +259,24 @@ static void report_cycle(const gcm__cycle *c, void *arg)
         bytes += list[i].size;
     __atomic_fetch_add(&total_objects, n, __ATOMIC_RELAXED);
     __atomic_fetch_add(&total_bytes, bytes, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&total_cycles_with_leaks, 1, __ATOMIC_RELAXED);
     gcm__lc_report_found(c->n, list, n, bytes);
     mi_free(list);
 }
 
-/* fork(): the order the reclaim hook takes them in: found_mu, then the
- * shards. */
+/* fork(): found_mu (taken first by the reclaim hook), then the slot lists. */
 void gcm__lc_fork(int phase)
 {
     if (phase == GCM_FORK_PREPARE) {
         pthread_mutex_lock(&found_mu);
-        for (int i = 0; i < SHARDS; i++)
-            pthread_mutex_lock(&shards[i].mu);
+        pthread_mutex_lock(&chunk_mu);
+        pthread_mutex_lock(&free_mu);
     } else if (phase == GCM_FORK_PARENT) {
-        for (int i = SHARDS - 1; i >= 0; i--)
-            pthread_mutex_unlock(&shards[i].mu);
+        pthread_mutex_unlock(&free_mu);
+        pthread_mutex_unlock(&chunk_mu);
         pthread_mutex_unlock(&found_mu);
     } else {
-        for (int i = 0; i < SHARDS; i++)
-            pthread_mutex_init(&shards[i].mu, NULL);
+        pthread_mutex_init(&free_mu, NULL);
+        pthread_mutex_init(&chunk_mu, NULL);
         pthread_mutex_init(&found_mu, NULL);
     }
 }
@@ -242,21 +287,12 @@ void gcm__lc_totals(uint64_t *objects, uint64_t *bytes)
     *bytes = __atomic_load_n(&total_bytes, __ATOMIC_RELAXED);
 }
 
-size_t gcm__lc_tracked(void)
-{
-    size_t n = 0;
-    for (int i = 0; i < SHARDS; i++)
-        n += __atomic_load_n(&shards[i].count, __ATOMIC_RELAXED);
-    return n;
-}
-
 void gcm__lc_init(void)
 {
     if (ready)
         return;
-    for (int i = 0; i < SHARDS; i++)
-        pthread_mutex_init(&shards[i].mu, NULL);
     gcm__gc_on_locked(GCM_GC_RECLAIM_START, protect_unreachable);
     gcm__gc_on_cycle(report_cycle, NULL);
+    gcm__thread_on_exit(thread_gone);
     ready = true;
 }

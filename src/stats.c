@@ -100,9 +100,6 @@ int gcm_read_memstats(struct gcm_memstats *ms)
     gcm__arena_memstats(ms);
     gcm__pool_memstats(ms);
     ms->sys = ms->heap_sys + s.nongc;
-    ms->malloc_calls = gcm__thread_sum(offsetof(gcm__tls, pl_mallocs));
-    ms->free_calls = gcm__thread_sum(offsetof(gcm__tls, pl_frees));
-    ms->malloc_bytes = gcm__thread_sum(offsetof(gcm__tls, pl_bytes));
     void (*preload)(struct gcm_memstats *) =
         __atomic_load_n(&gcm__memstats_preload, __ATOMIC_ACQUIRE);
     if (preload != NULL)

@@ -52,10 +52,10 @@ struct gcm_memstats {
                                 (part of nongc_sys)                           */
     uint64_t arena_count;    /* live arenas                                   */
 
-    /* --- the preload library's malloc family (zero when not preloaded) - */
-    uint64_t malloc_calls;   /* malloc-family calls that allocated            */
-    uint64_t free_calls;     /* free calls (and reallocs that moved)          */
-    uint64_t malloc_bytes;   /* bytes requested from them, cumulative         */
+    /* --- the preload library (zero when not preloaded).  In the gc and
+     * leakcheck modes the malloc family's objects are counted in heap_*,
+     * mallocs and frees above; fast mode counts nothing on its hot path,
+     * so it adds no counters here (docs/preload.md). ------------------- */
     uint32_t preload_mode;   /* 0 not preloaded, 1 fast, 2 leakcheck, 3 gc    */
     uint64_t leaked_objects; /* leakcheck: unreachable objects found so far   */
     uint64_t leaked_bytes;   /* leakcheck: and their bytes                    */

@@ -11,6 +11,7 @@
  *
  *   prodcons [producers] [consumers] [messages per producer]
  */
+#define _POSIX_C_SOURCE 200809L /* posix_memalign under -std=c11 */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The preload library against glibc, Debian's mimalloc and jemalloc (each
+# preloaded), on an allocation-heavy multithreaded program of ours
+# (mt_alloc) and on the sqlite3 workload of the preload tests.  Runs are
+# interleaved round-robin over the configurations and repeated; the median
+# of each is reported in Go's benchmark format (one op = one program run),
+# then as ratios, because the machine is shared and noisy.
+#
+# Usage: preload_bench.sh BUILD_DIR [ROUNDS]
+set -euo pipefail
+build=$1 rounds=${2:-5}
+src=$(cd "$(dirname "$0")/.." && pwd)
+lib=$build/libgcmalloc-preload.so
+mt=$build/bench/mt_alloc
+mi=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
+je=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+for f in "$lib" "$mt" "$mi" "$je"; do [[ -e $f ]] || { echo "missing $f" >&2; exit 2; }; done
+command -v sqlite3 >/dev/null || { echo "sqlite3 not installed" >&2; exit 2; }
+
+configs=(glibc mimalloc jemalloc gcm-fast gcm-fast-noprof gcm-leakcheck gcm-gc)
+workloads=(mt_alloc-1 mt_alloc-2 sqlite3)
+
+env_for() {
+    case $1 in
+    glibc) echo "" ;;
+    mimalloc) echo "LD_PRELOAD=$mi" ;;
+    jemalloc) echo "LD_PRELOAD=$je" ;;
+    gcm-fast) echo "LD_PRELOAD=$lib GCMALLOC_MODE=fast" ;;
+    gcm-fast-noprof) echo "LD_PRELOAD=$lib GCMALLOC_MODE=fast GCMALLOC_PROFILE_RATE=0" ;;
+    gcm-leakcheck) echo "LD_PRELOAD=$lib GCMALLOC_MODE=leakcheck" ;;
+    gcm-gc) echo "LD_PRELOAD=$lib GCMALLOC_MODE=gc" ;;
+    esac
+}
+
+run() { # config workload -> prints nanoseconds
+    local e; e=$(env_for "$1")
+    local t0 t1
+    t0=$(date +%s%N)
+    case $2 in
+    mt_alloc-*) env $e "$mt" "${2#mt_alloc-}" 2000000 1000 > "$tmp/out.$1.$2" 2> "$tmp/err" ;;
+    sqlite3)  rm -f "$tmp/db"; env $e sqlite3 "$tmp/db" < "$src/tests/preload/sqlite_workload.sql" \
+                  > "$tmp/out.$1.$2" 2> "$tmp/err" ;;
+    esac
+    t1=$(date +%s%N)
+    echo $((t1 - t0))
+}
+
+declare -A times
+for ((r = 0; r < rounds; r++)); do
+    for w in "${workloads[@]}"; do
+        for c in "${configs[@]}"; do
+            times[$c.$w]+="$(run "$c" "$w") "
+        done
+    done
+done
+# Every configuration must have printed what glibc printed.
+for w in "${workloads[@]}"; do
+    for c in "${configs[@]}"; do
+        cmp -s "$tmp/out.glibc.$w" "$tmp/out.$c.$w" || {
+            echo "output of $w under $c differs from glibc's" >&2; exit 1; }
+    done
+done
+
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+declare -A med
+echo "goos: linux"; echo "goarch: amd64"; echo "pkg: gcmalloc/bench/preload"
+grep -m1 'model name' /proc/cpuinfo | sed 's/.*: /cpu: /'
+for w in "${workloads[@]}"; do
+    for c in "${configs[@]}"; do
+        m=$(echo "${times[$c.$w]}" | median)
+        med[$c.$w]=$m
+        printf 'BenchmarkPreload/%s/%s-%d %10d %14d ns/op\n' "$w" "$c" "$(nproc)" "$rounds" "$m"
+    done
+done
+echo
+printf '| workload | %s |\n' "$(IFS='|'; echo "${configs[*]}" | sed 's/|/ | /g')"
+printf '|---|%s\n' "$(for c in "${configs[@]}"; do printf -- '---|'; done)"
+for w in "${workloads[@]}"; do
+    row="| $w (× glibc) |"
+    for c in "${configs[@]}"; do
+        row+=$(awk -v a="${med[$c.$w]}" -v b="${med[glibc.$w]}" 'BEGIN { printf " %.2f |", a / b }')
+    done
+    echo "$row"
+done
+for w in "${workloads[@]}"; do
+    awk -v a="${med[gcm-fast.$w]}" -v b="${med[mimalloc.$w]}" -v w="$w" \
+        'BEGIN { printf "ratio %s gcm-fast / mimalloc = %.3f\n", w, a / b }'
+    awk -v a="${med[gcm-leakcheck.$w]}" -v b="${med[glibc.$w]}" -v w="$w" \
+        'BEGIN { printf "ratio %s gcm-leakcheck / glibc = %.3f\n", w, a / b }'
+done
