@@ -466,6 +466,8 @@ struct gcm__tls {
     struct gcm__fcache *gc_fcache; /* freed blocks kept for reuse (preload) */
     /* prof.c: allocation sampling (gcm__prof_tick) */
     int64_t prof_countdown;    /* bytes until the next sample; <= 0: slow  */
+    uint64_t prof_budget;      /* preload.c, fast mode: the malloc family's
+                                  countdown (see there); 0 = slow path     */
     uint64_t prof_rng;         /* random state; 0 = not seeded yet         */
     uint32_t prof_gen;         /* rate generation the countdown belongs to */
     uint8_t prof_busy;         /* inside the profiler: do not sample       */

@@ -240,25 +240,39 @@ static void *gc_realloc(void *p, size_t n, const void *caller)
  * come from mimalloc's normal heaps and frees fall back to the profiler's
  * counting filter. */
 static struct {
-    int ready;            /* booted in fast mode: the fast paths may run    */
-    uintptr_t lo, len;    /* free's slow path covers [lo, lo + len): the
-                             sampled blocks' arena, or every address once a
-                             sampled block had to come from elsewhere      */
+    int ready;            /* booted in fast mode                            */
+    uintptr_t lo, len;    /* free's slow path covers [lo, lo + len): every
+                             address until fast mode is ready, then the
+                             sampled blocks' arena, or every address again
+                             once a sampled block had to come from
+                             elsewhere                                     */
     uintptr_t arena_lo, arena_len;
     mi_arena_id_t arena;
-} F __attribute__((aligned(GCM_CACHELINE))); /* read on every call: a line of its own */
+} F __attribute__((aligned(GCM_CACHELINE))) = {.lo = 0, .len = UINTPTR_MAX};
 static GCM_TLS mi_heap_t *samp_heap; /* this thread's heap in the arena */
+
+/* gcm__tls.prof_budget: bytes this thread's malloc family may still
+ * allocate before the slow path runs.  It is the profiler's countdown to
+ * the next sample, held apart and unsigned so that one compare also sends
+ * sizes no allocator can give (above PTRDIFF_MAX) and calls before
+ * start-up (every thread's budget starts at 0) to the slow path.  It stays
+ * 0 outside fast mode, so the collected modes always take the slow path,
+ * and the profiler zeroes every thread's when the rate changes.  The slow
+ * path lends it to the profiler as prof_countdown, which nothing else uses
+ * in fast mode (gcmalloc's own allocations do not sample). */
 
 /* A sampled block lives outside the arena: from now on every free takes
  * the slow path, which asks the profiler's filter.  (Rare: the arena is
- * large; it happens when it cannot be reserved or fills up.) */
+ * large; it happens when it cannot be reserved or fills up.)  len first, so
+ * a racing free never sees a narrower range than either value pair. */
 static void everything_slow(void)
 {
-    __atomic_store_n(&F.lo, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&F.len, UINTPTR_MAX, __ATOMIC_RELEASE);
+    __atomic_store_n(&F.lo, 0, __ATOMIC_RELEASE);
 }
 
-/* Reserves the arena (address space only; mimalloc commits what it uses). */
+/* Reserves the arena (address space only; mimalloc commits what it uses)
+ * and opens the fast paths. */
 static void fast_init(void)
 {
     static const size_t sizes[] = {(size_t)64 << 30, (size_t)16 << 30,
@@ -272,16 +286,25 @@ static void fast_init(void)
         if (lo == NULL || len == 0)
             continue;
         F.arena = id;
-        F.arena_lo = F.lo = (uintptr_t)lo;
-        F.arena_len = F.len = len;
+        F.arena_lo = (uintptr_t)lo;
+        F.arena_len = len;
         break;
     }
-    if (F.len == 0)
-        everything_slow(); /* no arena: every free checks the filter */
     __atomic_store_n(&F.ready, 1, __ATOMIC_RELEASE);
+    if (F.arena_len != 0) {
+        /* (lo, every address) then (lo, len): never narrower than both. */
+        __atomic_store_n(&F.lo, F.arena_lo, __ATOMIC_RELEASE);
+        __atomic_store_n(&F.len, F.arena_len, __ATOMIC_RELEASE);
+    } /* else no arena: every free keeps checking the filter */
 }
 
-/* True when free must look at p: it may have been sampled. */
+static inline bool fast_ready(void)
+{
+    return __atomic_load_n(&F.ready, __ATOMIC_ACQUIRE);
+}
+
+/* True when free must look at p: it may have been sampled, or fast mode
+ * is not running. */
 static inline bool maybe_sampled(const void *p)
 {
     return (uintptr_t)p - __atomic_load_n(&F.lo, __ATOMIC_RELAXED) <
@@ -292,7 +315,7 @@ static inline bool maybe_sampled(const void *p)
  * or from mimalloc's default heap when that is not possible. */
 static void *samp_alloc(size_t n, size_t align, bool zero)
 {
-    if (samp_heap == NULL && F.len != 0)
+    if (samp_heap == NULL && F.arena_len != 0)
         samp_heap = mi_heap_new_in_arena(F.arena);
     void *p = NULL;
     if (samp_heap != NULL)
@@ -307,7 +330,31 @@ static void *samp_alloc(size_t n, size_t align, bool zero)
     return p;
 }
 
-/* The countdown crossed zero: maybe a sample. */
+/* Takes n off the budget; false when the slow path must decide. */
+static inline bool fast_tick(size_t n)
+{
+    gcm__tls *t = &gcm__tls_self;
+    uint64_t b = GCM_LOAD(&t->prof_budget);
+    if (GCM_UNLIKELY(n >= b))
+        return false;
+    GCM_STORE(&t->prof_budget, b - n);
+    return true;
+}
+
+/* fast_tick said no in fast mode: n crossed the budget.  Spends it through
+ * the profiler's countdown; true when this allocation is to be sampled. */
+static bool fast_sample(size_t n)
+{
+    gcm__tls *t = &gcm__tls_self;
+    GCM_STORE(&t->prof_countdown, (int64_t)GCM_LOAD(&t->prof_budget) - (int64_t)n);
+    bool sample = gcm__prof_sample_slow(t, n);
+    int64_t c = GCM_LOAD(&t->prof_countdown);
+    GCM_STORE(&t->prof_budget, c > 0 ? (uint64_t)c : 0);
+    return sample;
+}
+
+/* The fast-mode slow path of malloc, calloc and the aligned family: a
+ * sample, or a size no allocator can give. */
 static GCM_NOINLINE void *fast_slow(size_t n, size_t align, bool zero,
                                     const void *caller)
 {
@@ -315,8 +362,7 @@ static GCM_NOINLINE void *fast_slow(size_t n, size_t align, bool zero,
         errno = ENOMEM;
         return NULL;
     }
-    gcm__tls *t = &gcm__tls_self;
-    if (!gcm__prof_sample_slow(t, n))
+    if (!fast_sample(n))
         return align > 16 ? mi_malloc_aligned(n, align) : zero ? mi_zalloc(n) : mi_malloc(n);
     void *p = samp_alloc(n, align, zero);
     if (p != NULL)
@@ -324,19 +370,6 @@ static GCM_NOINLINE void *fast_slow(size_t n, size_t align, bool zero,
     else
         errno = ENOMEM;
     return p;
-}
-
-/* Takes the countdown down by n; false when the slow path must decide
- * (the countdown reached zero, or n is a size no allocator can give:
- * mimalloc would return NULL without setting errno). */
-static inline bool fast_tick(size_t n)
-{
-    if (GCM_UNLIKELY(n > (size_t)PTRDIFF_MAX))
-        return false;
-    gcm__tls *t = &gcm__tls_self;
-    int64_t c = GCM_LOAD(&t->prof_countdown) - (int64_t)n;
-    GCM_STORE(&t->prof_countdown, c);
-    return GCM_LIKELY(c > 0);
 }
 
 static GCM_NOINLINE void fast_free_slow(void *p)
@@ -347,23 +380,36 @@ static GCM_NOINLINE void fast_free_slow(void *p)
 
 /* --- start-up, and the collected modes' entry points ----------------------------- */
 
-static GCM_NOINLINE void *malloc_slow(size_t n, const void *caller)
+/* Every allocation the fast path did not serve: fast mode's samples, the
+ * calls made while starting, and the collected modes' allocations (their
+ * budget is always 0).  align 0 = malloc's. */
+static GCM_NOINLINE void *alloc_slow(size_t n, size_t align, bool zero,
+                                     const void *caller)
 {
+    if (GCM_LIKELY(fast_ready()))
+        return fast_slow(n, align, zero, caller);
     if (n > (size_t)PTRDIFF_MAX) {
         errno = ENOMEM;
         return NULL;
     }
     if (plain())
-        return mi_malloc(n);
-    if (mode == MODE_FAST)
-        return fast_tick(n) ? mi_malloc(n) : fast_slow(n, 0, false, caller);
-    return gc_alloc(n, 16, caller);
+        return align > 16 ? mi_malloc_aligned(n, align) : zero ? mi_zalloc(n) : mi_malloc(n);
+    if (mode == MODE_FAST) /* started by this very call */
+        return fast_slow(n, align, zero, caller);
+    /* The collector clears the objects it hands out (the preload modes
+     * never ask for pointer-free ones, which it would not), so zero needs
+     * nothing more. */
+    return gc_alloc(n, align > 16 ? align : 16, caller);
 }
 
 static GCM_NOINLINE void free_slow(void *p)
 {
     if (p == NULL)
         return;
+    if (GCM_LIKELY(fast_ready())) {
+        fast_free_slow(p);
+        return;
+    }
     if (plain()) {
         if (gcm__gc_owns(p))
             gcm__gc_free_any(p);
@@ -371,59 +417,17 @@ static GCM_NOINLINE void free_slow(void *p)
             mi_free(p);
         return;
     }
-    if (mode == MODE_FAST)
+    if (mode == MODE_FAST) /* started by this very call */
         fast_free_slow(p);
     else
         gc_free(p);
 }
 
-/* --- the family ------------------------------------------------------------------- */
-
-API void *malloc(size_t n)
-{
-    if (GCM_LIKELY(__atomic_load_n(&F.ready, __ATOMIC_RELAXED))) {
-        if (GCM_LIKELY(fast_tick(n)))
-            return mi_malloc(n);
-        return fast_slow(n, 0, false, GCM_PROF_CALLER());
-    }
-    return malloc_slow(n, GCM_PROF_CALLER());
-}
-
-API void free(void *p)
-{
-    if (GCM_LIKELY(__atomic_load_n(&F.ready, __ATOMIC_RELAXED))) {
-        if (GCM_UNLIKELY(maybe_sampled(p)))
-            return fast_free_slow(p);
-        return mi_free(p); /* NULL included */
-    }
-    free_slow(p);
-}
-
-API void *calloc(size_t count, size_t size)
-{
-    size_t n;
-    if (__builtin_mul_overflow(count, size, &n)) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    if (GCM_LIKELY(__atomic_load_n(&F.ready, __ATOMIC_RELAXED))) {
-        if (GCM_LIKELY(fast_tick(n)))
-            return mi_calloc(count, size);
-        return fast_slow(n, 0, true, GCM_PROF_CALLER());
-    }
-    if (plain())
-        return mi_calloc(count, size);
-    /* The collector clears the objects it hands out (the preload modes
-     * never ask for pointer-free ones, which it would not). */
-    return gc_alloc(n, 16, GCM_PROF_CALLER());
-}
-
-/* realloc of a sampled block (or with the countdown crossing): a new block
+/* realloc of a sampled block (or with the budget crossed): a new block
  * through the sampler, the contents copied, the old block released. */
-static GCM_NOINLINE void *fast_realloc_slow(void *p, size_t n, const void *caller)
+static void *fast_realloc_slow(void *p, size_t n, const void *caller)
 {
-    gcm__tls *t = &gcm__tls_self;
-    bool sample = !fast_tick(n) && gcm__prof_sample_slow(t, n);
+    bool sample = !fast_tick(n) && fast_sample(n);
     if (!sample && !maybe_sampled(p))
         return mi_realloc(p, n);
     /* A sampled block's record comes out first: once mimalloc has freed p,
@@ -453,6 +457,50 @@ static GCM_NOINLINE void *fast_realloc_slow(void *p, size_t n, const void *calle
     return q;
 }
 
+static GCM_NOINLINE void *realloc_slow(void *p, size_t n, const void *caller)
+{
+    if (GCM_LIKELY(fast_ready()))
+        return fast_realloc_slow(p, n, caller);
+    if (plain()) {
+        if (gcm__gc_owns(p))
+            return gcm__gc_realloc_any(p, n, caller);
+        return mi_realloc(p, n);
+    }
+    if (mode == MODE_FAST)
+        return fast_realloc_slow(p, n, caller);
+    return gc_realloc(p, n, caller);
+}
+
+/* --- the family ------------------------------------------------------------------- */
+
+/* In fast mode malloc is a compare, a subtract and a tail call, free a
+ * subtract, a compare and a tail call: everything else is behind them. */
+API void *malloc(size_t n)
+{
+    if (GCM_LIKELY(fast_tick(n)))
+        return mi_malloc(n);
+    return alloc_slow(n, 0, false, GCM_PROF_CALLER());
+}
+
+API void free(void *p)
+{
+    if (GCM_UNLIKELY(maybe_sampled(p)))
+        return free_slow(p);
+    mi_free(p); /* NULL included */
+}
+
+API void *calloc(size_t count, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (GCM_LIKELY(fast_tick(n)))
+        return mi_calloc(count, size);
+    return alloc_slow(n, 0, true, GCM_PROF_CALLER());
+}
+
 API void *realloc(void *p, size_t n)
 {
     if (p == NULL)
@@ -466,22 +514,9 @@ API void *realloc(void *p, size_t n)
         errno = ENOMEM; /* p stays valid */
         return NULL;
     }
-    if (GCM_LIKELY(__atomic_load_n(&F.ready, __ATOMIC_RELAXED))) {
-        if (GCM_LIKELY(!maybe_sampled(p) && fast_tick(n)))
-            return mi_realloc(p, n);
-        /* fast_tick ran only if the block was not sampled; undo it so the
-         * slow path counts n once. */
-        if (!maybe_sampled(p))
-            GCM_STORE(&gcm__tls_self.prof_countdown,
-                      GCM_LOAD(&gcm__tls_self.prof_countdown) + (int64_t)n);
-        return fast_realloc_slow(p, n, GCM_PROF_CALLER());
-    }
-    if (plain()) {
-        if (gcm__gc_owns(p))
-            return gcm__gc_realloc_any(p, n, GCM_PROF_CALLER());
+    if (GCM_LIKELY(!maybe_sampled(p) && fast_tick(n)))
         return mi_realloc(p, n);
-    }
-    return gc_realloc(p, n, GCM_PROF_CALLER());
+    return realloc_slow(p, n, GCM_PROF_CALLER());
 }
 
 API void *reallocarray(void *p, size_t count, size_t size)
@@ -503,18 +538,9 @@ static void *aligned(size_t align, size_t n, const void *caller)
 {
     if (align < sizeof(void *))
         align = sizeof(void *);
-    if (GCM_UNLIKELY(n > (size_t)PTRDIFF_MAX)) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    if (GCM_LIKELY(__atomic_load_n(&F.ready, __ATOMIC_RELAXED))) {
-        if (GCM_LIKELY(fast_tick(n)))
-            return mi_malloc_aligned(n, align);
-        return fast_slow(n, align, false, caller);
-    }
-    if (plain())
+    if (GCM_LIKELY(fast_tick(n)))
         return mi_malloc_aligned(n, align);
-    return gc_alloc(n, align, caller);
+    return alloc_slow(n, align, false, caller);
 }
 
 API int posix_memalign(void **out, size_t align, size_t n)

@@ -186,6 +186,7 @@ static void reset_countdown(gcm__tls *t, void *arg)
 {
     (void)arg;
     GCM_STORE(&t->prof_countdown, 0);
+    GCM_STORE(&t->prof_budget, 0);
 }
 
 static int64_t set_rate(int64_t rate)
