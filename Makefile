@@ -20,7 +20,7 @@ endif
 # Build and test dependencies (Debian 12 package names).
 PACKAGES := gcc make cmake pkg-config libgc-dev libmimalloc-dev libcmocka-dev \
             zlib1g-dev golang-go libunwind-dev python3 \
-            libapr1-dev libtalloc-dev sqlite3
+            libapr1-dev libtalloc-dev sqlite3 libmicrohttpd-dev
 
 .PHONY: all deps configure build test demo test-asan test-tsan install clean
 

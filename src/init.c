@@ -35,7 +35,9 @@ static GCM_TLS bool initializing_here;
  *
  * pthread_atfork would call per-module handlers in the reverse of the order
  * they were registered in, which depends on start-up order; one trio here
- * keeps the order explicit.  Parent and child release in reverse. */
+ * keeps the order explicit.  Parent and child release in reverse.  The live
+ * /debug/pprof endpoint holds no lock across fork; its child handler, run
+ * last, closes the sockets the child inherited without the server thread. */
 void (*gcm__preload_fork)(int phase);
 
 static void fork_each(int phase)
@@ -61,6 +63,7 @@ static void fork_each(int phase)
         gcm__chunk_fork(phase);
         gcm__gc_fork_outer(phase);
         gcm__prof_dump_fork(phase);
+        gcm__pprof_http_fork(phase);
     }
 }
 
@@ -91,6 +94,7 @@ void gcm__init_slow(void)
             gcm__gc_init();
         gcm__gctrace_init();
         gcm__prof_init();
+        gcm__pprof_http_init();
         initializing_here = false;
         __atomic_store_n(&gcm__init_state, 2, __ATOMIC_RELEASE);
         return;

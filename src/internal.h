@@ -77,6 +77,8 @@ typedef enum gcm__opt_id {
     GCM_OPT_MODE,
     GCM_OPT_LEAKS,
     GCM_OPT_POOLSTATS,
+    GCM_OPT_PPROF_ADDR,
+    GCM_OPT_PPROF_ALLOW_REMOTE,
     GCM_OPT__COUNT
 } gcm__opt_id;
 
@@ -87,7 +89,8 @@ typedef enum gcm__opt_type {
     GCM_OT_DURATION, /* ms/s/m/h; stored in nanoseconds               */
     GCM_OT_ENUM,     /* one of a listed set of words; stored as index */
     GCM_OT_PATH,     /* a file path                                   */
-    GCM_OT_OUTPUT    /* 0/off = none, 1/on/stderr = stderr, else path */
+    GCM_OT_OUTPUT,   /* 0/off = none, 1/on/stderr = stderr, else path */
+    GCM_OT_ADDR      /* host:port to listen on; stored as the port      */
 } gcm__opt_type;
 
 typedef enum gcm__opt_source {
@@ -106,7 +109,7 @@ enum { GCM_OUTPUT_NONE = 0, GCM_OUTPUT_STDERR = 1, GCM_OUTPUT_PATH = 2 };
 GCM_HIDDEN void gcm__options_init(void);
 GCM_HIDDEN int64_t gcm__opt_int(gcm__opt_id id);
 GCM_HIDDEN bool gcm__opt_bool(gcm__opt_id id);
-/* Path of a PATH/OUTPUT option ("" when unset); stable storage. */
+/* Text of a PATH/OUTPUT/ADDR option ("" when unset); stable storage. */
 GCM_HIDDEN const char *gcm__opt_str(gcm__opt_id id);
 GCM_HIDDEN gcm__opt_source gcm__opt_source_of(gcm__opt_id id);
 /* Sets a value from the API (source "api"); returns the previous value. */
@@ -132,6 +135,19 @@ GCM_HIDDEN int gcm__parse_size(const char *text, int64_t *out,
                                const char **why);
 GCM_HIDDEN int gcm__parse_duration_ns(const char *text, int64_t *out,
                                       const char **why);
+/* A listening address (GCM_OT_ADDR): "host:port" where host is an IPv4
+ * literal, an IPv6 literal in brackets, "localhost", or nothing (":6060":
+ * loopback, or every interface where the caller allows remote access);
+ * port 0-65535, 0 = any free port.  Host names are not resolved: a
+ * resolver may allocate, block on the network, or run before libc is up. */
+typedef struct gcm__addr {
+    int family;       /* AF_INET or AF_INET6                          */
+    uint8_t ip[16];   /* network byte order; the first 4 for AF_INET  */
+    uint16_t port;
+    bool wildcard;    /* the host was left out; ip is 127.0.0.1       */
+} gcm__addr;
+GCM_HIDDEN int gcm__parse_addr(const char *text, gcm__addr *out,
+                               const char **why);
 /* Reads one environment variable without calling malloc (environ, or
  * /proc/self/environ before libc has set environ up).  NULL if unset. */
 GCM_HIDDEN const char *gcm__getenv(const char *name);
@@ -818,6 +834,14 @@ GCM_HIDDEN void gcm__prof_dump_init(void);
 GCM_HIDDEN int gcm__prof_write_path(const char *path, bool allocs);
 /* Asks the profiler's thread to report leak suspects. */
 GCM_HIDDEN void gcm__prof_dump_wake(void);
+
+/* pprof_http.c: the live /debug/pprof HTTP endpoint.  Start-up (init.c)
+ * reads GCMALLOC_PPROF_ADDR; the server itself starts from a constructor,
+ * when threads are safe to make. */
+GCM_HIDDEN void gcm__pprof_http_init(void);
+/* fork(): the child closes the endpoint's sockets (it has no server
+ * thread); no locks are involved. */
+GCM_HIDDEN void gcm__pprof_http_fork(int phase);
 
 /* ------------------------------------------------------------------------
  * The preload library (src/preload*.c; only in libgcmalloc-preload.so).

@@ -23,6 +23,7 @@
  * features that do not exist.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -148,6 +149,18 @@ static const gcm__opt_def table[GCM_OPT__COUNT] = {
         .doc = "print each pool's statistics (gets, hit rate and where hits "
                "came from, misses, puts, drops) at exit and when destroyed",
     },
+    [GCM_OPT_PPROF_ADDR] = {
+        .name = "GCMALLOC_PPROF_ADDR", .type = GCM_OT_ADDR, .def = "off",
+        .min = 0, .max = 65535, .off_word = "off",
+        .doc = "serve live profiles over HTTP at this host:port "
+               "(/debug/pprof/heap, allocs, memstats); loopback only unless "
+               "GCMALLOC_PPROF_ALLOW_REMOTE=1; port 0 = any free port",
+    },
+    [GCM_OPT_PPROF_ALLOW_REMOTE] = {
+        .name = "GCMALLOC_PPROF_ALLOW_REMOTE", .type = GCM_OT_BOOL, .def = "0",
+        .doc = "let GCMALLOC_PPROF_ADDR listen on a non-loopback address "
+               "(\":port\" then means every interface)",
+    },
 };
 
 /* --- effective values ---------------------------------------------------- */
@@ -157,7 +170,7 @@ static const gcm__opt_def table[GCM_OPT__COUNT] = {
 static struct {
     int64_t v;
     uint8_t src;      /* gcm__opt_source */
-    char *s;          /* PATH/OUTPUT text, in `strings` */
+    char *s;          /* PATH/OUTPUT/ADDR text, in `strings` */
 } vals[GCM_OPT__COUNT];
 
 static char strings[GCM_OPT__COUNT][PATH_STORE];
@@ -186,6 +199,7 @@ const char *gcm__opt_type_name(const gcm__opt_def *d)
     case GCM_OT_ENUM: return "enum";
     case GCM_OT_PATH: return "path";
     case GCM_OT_OUTPUT: return "output";
+    case GCM_OT_ADDR: return "addr";
     }
     return "?";
 }
@@ -411,6 +425,82 @@ int gcm__parse_duration_ns(const char *text, int64_t *out, const char **why)
 
 static bool word_is(const char *s, const char *w) { return strcasecmp(s, w) == 0; }
 
+int gcm__parse_addr(const char *text, gcm__addr *out, const char **why)
+{
+    char buf[128];
+    if (trim(text, buf, sizeof buf) != 0) {
+        *why = "too long";
+        return -1;
+    }
+    if (buf[0] == '\0') {
+        *why = "empty";
+        return -1;
+    }
+    /* Split host and port at the last ':'; an IPv6 host is bracketed
+     * ("[::1]:6060"), so its own colons are never mistaken for the port's. */
+    char *host = buf, *port;
+    if (buf[0] == '[') {
+        char *close = strchr(buf, ']');
+        if (close == NULL) {
+            *why = "'[' without ']' (an IPv6 address is written [::1]:6060)";
+            return -1;
+        }
+        *close = '\0';
+        host = buf + 1;
+        port = close + 1;
+        if (*port != ':') {
+            *why = "missing :port after the IPv6 address (e.g. [::1]:6060)";
+            return -1;
+        }
+        port++;
+    } else {
+        char *colon = strrchr(buf, ':');
+        if (colon == NULL) {
+            *why = "missing :port (e.g. 127.0.0.1:6060, or :6060 for "
+                   "loopback)";
+            return -1;
+        }
+        *colon = '\0';
+        port = colon + 1;
+        if (strchr(host, ':') != NULL) {
+            *why = "an IPv6 address must be in brackets (e.g. [::1]:6060)";
+            return -1;
+        }
+    }
+    int64_t pv;
+    int n = parse_digits(port, &pv);
+    if (n <= 0 || port[n] != '\0' || n > 5 || pv > 65535) {
+        *why = "the port is not a number from 0 to 65535";
+        return -1;
+    }
+    gcm__addr a;
+    memset(&a, 0, sizeof a);
+    a.port = (uint16_t)pv;
+    static const uint8_t loopback4[4] = {127, 0, 0, 1};
+    if (buf[0] == '[') {
+        a.family = AF_INET6;
+        if (inet_pton(AF_INET6, host, a.ip) != 1) {
+            *why = "not an IPv6 address";
+            return -1;
+        }
+    } else if (host[0] == '\0' || word_is(host, "localhost")) {
+        /* ":6060" is Go's "every interface"; gcmalloc reads it as loopback
+         * and widens it only where remote access is allowed (wildcard). */
+        a.family = AF_INET;
+        memcpy(a.ip, loopback4, 4);
+        a.wildcard = host[0] == '\0';
+    } else {
+        a.family = AF_INET;
+        if (inet_pton(AF_INET, host, a.ip) != 1) {
+            *why = "the host is not an IPv4 address, [IPv6] address or "
+                   "localhost (host names are not looked up)";
+            return -1;
+        }
+    }
+    *out = a;
+    return 0;
+}
+
 static int parse_bool(const char *s, int64_t *out, const char **why)
 {
     if (word_is(s, "1") || word_is(s, "true") || word_is(s, "on")) {
@@ -478,6 +568,13 @@ int gcm__opt_parse(const gcm__opt_def *d, const char *text, int64_t *out,
         else
             *out = GCM_OUTPUT_PATH;
         return 0;
+    case GCM_OT_ADDR: {
+        gcm__addr a;
+        if (gcm__parse_addr(buf, &a, why) != 0)
+            return -1;
+        *out = a.port;
+        return 0;
+    }
     }
     if (v < d->min || v > d->max) {
         *why = "out of range";
@@ -523,6 +620,10 @@ static void describe_expected(const gcm__opt_def *d, char *buf, size_t cap)
     case GCM_OT_OUTPUT:
         n = gcm__fmt(buf, cap, "0/off, 1/stderr, or a file path");
         break;
+    case GCM_OT_ADDR:
+        n = gcm__fmt(buf, cap, "host:port (127.0.0.1:6060, :6060, "
+                               "[::1]:6060, localhost:0)");
+        break;
     }
     if (d->off_word != NULL && n < cap)
         gcm__fmt(buf + n, cap - n, " or %s", d->off_word);
@@ -533,9 +634,12 @@ static void describe_expected(const gcm__opt_def *d, char *buf, size_t cap)
 static void store(size_t i, int64_t v, const char *text, uint8_t src)
 {
     const gcm__opt_def *d = &table[i];
-    if (d->type == GCM_OT_PATH || d->type == GCM_OT_OUTPUT) {
+    if (d->type == GCM_OT_PATH || d->type == GCM_OT_OUTPUT ||
+        d->type == GCM_OT_ADDR) {
         char *s = strings[i];
-        if (v == GCM_OUTPUT_PATH && text != NULL)
+        bool has_text = d->type == GCM_OT_ADDR ? v != GCM_OPT_OFF
+                                               : v == GCM_OUTPUT_PATH;
+        if (has_text && text != NULL)
             (void)trim(text, s, PATH_STORE);
         else
             s[0] = '\0';
@@ -691,6 +795,9 @@ static void format_value(size_t i, char *buf, size_t cap)
             gcm__fmt(buf, cap, "stderr");
         else
             gcm__fmt(buf, cap, "%s", vals[i].s);
+        return;
+    case GCM_OT_ADDR: /* "off" is handled above */
+        gcm__fmt(buf, cap, "%s", vals[i].s);
         return;
     }
 }

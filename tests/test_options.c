@@ -9,6 +9,7 @@
  * documents exactly the rows of the table with the same type and default.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -76,6 +77,8 @@ static const gcm__opt_def d_enum = {.name = "T_ENUM", .type = GCM_OT_ENUM, .def 
                                     .words = colors};
 static const gcm__opt_def d_path = {.name = "T_PATH", .type = GCM_OT_PATH, .def = ""};
 static const gcm__opt_def d_out = {.name = "T_OUT", .type = GCM_OT_OUTPUT, .def = "0"};
+static const gcm__opt_def d_addr = {.name = "T_ADDR", .type = GCM_OT_ADDR, .def = "off",
+                                    .min = 0, .max = 65535, .off_word = "off"};
 
 static int64_t ok(const gcm__opt_def *d, const char *text)
 {
@@ -217,6 +220,83 @@ static void test_enum_path_output(void **state)
     memset(huge, 'a', sizeof huge - 1);
     huge[sizeof huge - 1] = '\0';
     assert_string_equal(bad(&d_out, huge), "too long");
+}
+
+/* Listening addresses (GCMALLOC_PPROF_ADDR): the forms accepted, what they
+ * mean, and the garbage refused, each with a reason. */
+static void test_addr(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int family;
+        const char *ip;
+        int port;
+        bool wildcard;
+    } good[] = {
+        {"127.0.0.1:6060", AF_INET, "127.0.0.1", 6060, false},
+        {":6060", AF_INET, "127.0.0.1", 6060, true},
+        {"localhost:0", AF_INET, "127.0.0.1", 0, false},
+        {"LocalHost:80", AF_INET, "127.0.0.1", 80, false},
+        {"[::1]:6060", AF_INET6, "::1", 6060, false},
+        {"[::]:1", AF_INET6, "::", 1, false},
+        {"0.0.0.0:65535", AF_INET, "0.0.0.0", 65535, false},
+        {"  10.1.2.3:8080 ", AF_INET, "10.1.2.3", 8080, false},
+        {"[::ffff:127.0.0.1]:9", AF_INET6, "::ffff:127.0.0.1", 9, false},
+    };
+    for (size_t i = 0; i < GCM_ARRAY_LEN(good); i++) {
+        gcm__addr a;
+        const char *why = NULL;
+        if (gcm__parse_addr(good[i].text, &a, &why) != 0)
+            fail_msg("\"%s\" rejected: %s", good[i].text, why);
+        char ip[INET6_ADDRSTRLEN];
+        assert_int_equal(a.family, good[i].family);
+        assert_non_null(inet_ntop(a.family, a.ip, ip, sizeof ip));
+        assert_string_equal(ip, good[i].ip);
+        assert_int_equal(a.port, good[i].port);
+        assert_int_equal(a.wildcard, good[i].wildcard);
+        assert_int_equal(ok(&d_addr, good[i].text), good[i].port);
+    }
+    assert_true(ok(&d_addr, "off") == GCM_OPT_OFF);
+    static const struct {
+        const char *text, *why_has;
+    } junk[] = {
+        {"6060", "missing :port"},
+        {"127.0.0.1", "missing :port"},
+        {"127.0.0.1:", "port"},
+        {"127.0.0.1:65536", "port"},
+        {"127.0.0.1:123456", "port"},
+        {"127.0.0.1:-1", "port"},
+        {"127.0.0.1:+1", "port"},
+        {"127.0.0.1:60 60", "port"},
+        {"127.0.0.1:http", "port"},
+        {"::1:6060", "brackets"},
+        {"[::1]", "missing :port"},
+        {"[::1]6060", "missing :port"},
+        {"[::1:6060", "without ']'"},
+        {"[127.0.0.1]:6060", "IPv6"},
+        {"[]:6060", "IPv6"},
+        {"example.com:6060", "not looked up"},
+        {"256.0.0.1:6060", "IPv4"},
+        {"127.1:6060", "IPv4"},
+        {"", "empty"},
+    };
+    for (size_t i = 0; i < GCM_ARRAY_LEN(junk); i++) {
+        gcm__addr a;
+        const char *why = NULL;
+        if (gcm__parse_addr(junk[i].text, &a, &why) == 0)
+            fail_msg("\"%s\" accepted", junk[i].text);
+        assert_non_null(why);
+        if (strstr(why, junk[i].why_has) == NULL)
+            fail_msg("\"%s\": reason \"%s\" does not mention \"%s\"", junk[i].text,
+                     why, junk[i].why_has);
+        if (junk[i].text[0] != '\0')
+            (void)bad(&d_addr, junk[i].text);
+    }
+    char huge[300];
+    memset(huge, '1', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    assert_string_equal(bad(&d_addr, huge), "too long");
 }
 
 /* Every default in the real table parses with its own parser. */
@@ -419,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_size),
         cmocka_unit_test(test_duration),
         cmocka_unit_test(test_enum_path_output),
+        cmocka_unit_test(test_addr),
         cmocka_unit_test(test_table_defaults_parse),
         cmocka_unit_test(test_docs_match_table),
         cmocka_unit_test(test_env_good_and_bad),

@@ -17,7 +17,11 @@
  * pthread_create so every thread started after the library is loaded has its
  * stack scanned from its first instruction, and any other thread registers
  * itself on its first call into gcmalloc.  Collections run with the world
- * stopped, from whichever thread's allocation crosses the heap goal.
+ * stopped, from whichever thread's allocation crosses the heap goal.  The
+ * world is stopped with signals (SIGPWR, SIGXCPU): calls that are never
+ * restarted after a signal handler (poll, epoll_wait, nanosleep, socket
+ * calls with SO_RCVTIMEO/SO_SNDTIMEO) may fail with EINTR during a
+ * collection, so retry them (docs/architecture.md).
  *
  * Pacing follows Go: after each collection the heap goal is
  *     live heap × (1 + GOGC/100), at least 4 MiB × GOGC/100,

@@ -74,6 +74,32 @@ GCM_API int64_t gcm_profile_set_rate(int64_t rate);
  * value of the failed write. */
 GCM_API int gcm_profile_report(int fd);
 
+/* Starts the live profile endpoint, as GCMALLOC_PPROF_ADDR does at
+ * start-up: an HTTP server on a thread of gcmalloc's own serving
+ * /debug/pprof/ (an index), /debug/pprof/heap (?gc=1 collects first),
+ * /debug/pprof/allocs and /debug/pprof/memstats (JSON), so that
+ *
+ *     go tool pprof http://127.0.0.1:6060/debug/pprof/heap
+ *
+ * reads the running process.  addr is "host:port": an IPv4 address,
+ * "[IPv6]", "localhost", or nothing (":6060", loopback); port 0 picks a
+ * free port.  Only loopback addresses are served unless the environment
+ * has GCMALLOC_PPROF_ALLOW_REMOTE=1 (":port" then means every interface):
+ * exposing profiles is the operator's decision.  One server per process;
+ * it stops at exit.  libmicrohttpd is loaded, on the server's own thread,
+ * when the server starts; the call waits for the outcome, so do not make
+ * it from a library constructor.
+ *
+ * On success stores the port served (useful with port 0) in *port when
+ * port is not NULL.  Returns 0; EALREADY when a server is already running
+ * (*port then receives its port; a start under way, GCMALLOC_PPROF_ADDR's
+ * say, is waited for first); EINVAL for a NULL or malformed addr;
+ * EPERM for a non-loopback address without GCMALLOC_PPROF_ALLOW_REMOTE=1;
+ * ELIBACC when libmicrohttpd cannot be loaded; or the errno value of the
+ * failed socket, bind or listen (EADDRINUSE...).  Every failure but
+ * EALREADY also prints one diagnostics line.  See docs/profiling.md. */
+GCM_API int gcm_pprof_serve(const char *addr, int *port);
+
 #ifdef __cplusplus
 }
 #endif
