@@ -22,7 +22,7 @@ PACKAGES := gcc make cmake pkg-config libgc-dev libmimalloc-dev libcmocka-dev \
             zlib1g-dev golang-go libunwind-dev python3 \
             libapr1-dev libtalloc-dev sqlite3 libmicrohttpd-dev
 
-.PHONY: all deps configure build test demo test-asan test-tsan install clean
+.PHONY: all deps configure build test demo bench test-asan test-tsan install clean
 
 all: build
 
@@ -38,8 +38,24 @@ build: configure
 test: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
 
+# The strategies side by side (demo/; about half a minute on two cores).
 demo: build
-	@$(BUILD)/hello
+	@$(BUILD)/demo/gcmalloc-demo --out $(BUILD)/demo-out
+
+# Every benchmark of docs/performance.md, one after another (about fifteen
+# minutes on two cores); each one's output is kept in $(BUILD)/bench-out/.
+BENCH_OUT = $(BUILD)/bench-out
+bench: SHELL := /bin/bash
+bench: .SHELLFLAGS := -o pipefail -ec
+bench: build
+	@mkdir -p $(BENCH_OUT)
+	$(BUILD)/bench/gc_pacing all | tee $(BENCH_OUT)/gc_pacing.txt
+	$(BUILD)/bench/bench_gc -benchtime 1s | tee $(BENCH_OUT)/bench_gc.txt
+	$(BUILD)/bench/bench_arena | tee $(BENCH_OUT)/bench_arena.txt
+	$(BUILD)/bench/bench_prof -benchtime 1s | tee $(BENCH_OUT)/bench_prof.txt
+	bash bench/run_pool.sh $(BUILD) 1s 2>&1 | tee $(BENCH_OUT)/bench_pool.txt
+	$(BUILD)/bench/bench_strategies -benchtime 1s | tee $(BENCH_OUT)/bench_strategies.txt
+	bash bench/preload_bench.sh $(BUILD) 7 | tee $(BENCH_OUT)/preload_bench.txt
 
 # Sanitizer builds live in their own trees so they never mix with the main one.
 test-asan: deps

@@ -9,12 +9,40 @@
  *   BenchmarkName-P    N    X ns/op    Y B/op    Z allocs/op   [more metrics]
  *
  * B/op and allocs/op come from gcmalloc's own statistics (the equivalent of
- * -benchmem): the GC heap, arenas and pools count there.  A benchmark of a
- * peer allocator gcmalloc cannot see (glibc, jemalloc, APR...) reports what
- * it allocates itself with bench_count_alloc.
+ * -benchmem): objects allocated on the collected heap (MemStats mallocs and
+ * total_alloc), which includes the misses of pools that hold pointers.
+ * Arena bumps, pool hits and memory from any other allocator are not seen
+ * there: a benchmark of those (glibc, mimalloc, APR, arenas, pools without
+ * pointers...) reports what it allocates itself with bench_count_alloc,
+ * which then replaces the MemStats figures for that run.
+ *
+ * Where the collected heap is used during a run (objects allocated or a
+ * cycle run while the timer was on), two more pairs go on the line, so that
+ * benchstat compares them like the others:
+ *
+ *   ... Z allocs/op    G gcs/op    C gc-cpu-%
+ *
+ * (collections per op, and the collector's share of all CPUs' time over the
+ * timed part, Go's GCCPUFraction for that window), followed by a comment
+ * line, which benchmark readers ignore, with the absolute figures:
+ *
+ *   #   gc: 12 cycles, GC CPU 3.1%, stopped 14.2 ms (max 2.10 ms), peak heap 33.0 MiB
+ *
+ * Before the results the header prints configuration lines in Go's format
+ * ("key: value": goos, goarch, pkg, cpu, and malloc: the library that
+ * supplies this process's malloc, found with dlsym and dladdr, since a
+ * library linked into the program may export malloc and replace glibc's
+ * silently).
  *
  * Flags: -bench REGEX (or -run), -benchtime 1s|500ms|1000x, -count N,
- *        -cpu N (P in the name; threads for bench_run_parallel).
+ *        -cpu N (P in the name; threads for bench_run_parallel),
+ *        -memprofile FILE (after the runs, a collection, then Go's "allocs"
+ *        heap profile of the whole run, as go test -memprofile writes),
+ *        -memprofilerate N (gcm_profile_set_rate(N) before the first run,
+ *        as go test -memprofilerate; 1 records every allocation),
+ *        -benchmem (accepted for go test's sake: memory is always reported).
+ * The profiler sees what gcmalloc allocates (collected heap, arenas, pools,
+ * buffers), not glibc's malloc: that needs the preload library.
  */
 #ifndef GCM_BENCH_HARNESS_H
 #define GCM_BENCH_HARNESS_H
@@ -32,6 +60,8 @@ typedef struct bench_b {
     uint64_t allocs0, bytes0, allocs, bytes;
     uint64_t user_allocs, user_bytes;
     bool user_counted;
+    uint64_t gcs0, gc_cpu0, gc_stw0, gcs, gc_cpu_ns, gc_stw_ns;
+    uint64_t gc_peak_heap, gc_max_pause; /* over the timed windows */
     int nmetrics;
     struct { double v; char unit[32]; } metrics[8];
 } bench_b;
@@ -66,6 +96,25 @@ void bench_run_parallel(bench_b *b, void (*body)(void *arg, int64_t iterations),
 double bench_result_ns(const char *name);
 /* Prints "ratio a/b = x" lines for each pair whose both sides ran. */
 void bench_print_ratio(const char *a, const char *b);
+
+/* The largest collected heap of this run while its timer ran: the heap
+ * (as the pacer counts it: collected heap plus arenas in use) at the start
+ * of each cycle and whenever the timer stopped — or now, if it runs.  With
+ * the collector off there are no cycles and the heap at the end is the
+ * peak.  In bytes. */
+uint64_t bench_gc_peak_heap(bench_b *b);
+
+/* Caps the n the harness runs benchmark `name` with (also under
+ * -benchtime Nx), for a benchmark whose every op keeps memory — churn with
+ * the collector off — where the time budget alone could take the machine's
+ * memory.  The printed N says what ran.  Call before bench_main; at most
+ * 16 names. */
+void bench_limit_n(const char *name, int64_t max_n);
+
+/* The file name of the object whose malloc this process uses
+ * ("/lib/x86_64-linux-gnu/libc.so.6"), or "unknown".  The header prints
+ * it as the configuration line "malloc: ...". */
+const char *bench_malloc_origin(void);
 
 /* Keeps the compiler from deleting a computation whose result is unused. */
 static inline void bench_sink(void *p) { __asm__ volatile("" : : "r"(p) : "memory"); }
