@@ -592,22 +592,35 @@ static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
  * library has finished starting, when creating threads is not safe.  So it
  * is done here, on the first thread creation, the first registration of
  * another thread, or the first collection, whichever comes first. */
+static GCM_TLS bool starting_markers;
+
 void gcm__gc_allow_threads(void)
 {
-    if (__atomic_load_n(&G.markers_started, __ATOMIC_ACQUIRE))
+    if (__atomic_load_n(&G.markers_started, __ATOMIC_ACQUIRE) || starting_markers)
         return;
     pthread_mutex_lock(&init_mu);
     if (!G.markers_started) {
         static bool allowed;
+        starting_markers = true;
         if (!allowed) {
             GC_allow_register_threads();
             allowed = true;
         } else {
             GC_start_mark_threads(); /* again, in a forked child */
         }
+        starting_markers = false;
         __atomic_store_n(&G.markers_started, true, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&init_mu);
+}
+
+/* bdwgc's marker threads are normally told apart by their start routine
+ * (thread.c), but a sanitizer's pthread_create interceptor replaces it
+ * with its own on the way to ours: while this thread starts them, every
+ * thread it creates is one of them. */
+bool gcm__gc_starting_markers(void)
+{
+    return starting_markers;
 }
 
 static void fcache_drop(gcm__tls *t); /* the free-block cache, below */

@@ -276,6 +276,7 @@ GCM_HIDDEN bool gcm__gc_ready(void);
 /* Lets other threads use the collector (and starts its marker threads);
  * called before a thread is registered or created, and before a cycle. */
 GCM_HIDDEN void gcm__gc_allow_threads(void);
+GCM_HIDDEN bool gcm__gc_starting_markers(void); /* on this thread, now */
 /* Slow path of the allocation check: folds t->gc_pending into the global
  * count and collects if the heap reached its goal. */
 GCM_HIDDEN void gcm__gc_flush(gcm__tls *t);

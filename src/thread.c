@@ -303,7 +303,8 @@ static int create(pthread_t *th, const pthread_attr_t *attr,
     pthread_create_fn real = real_create();
     if (real == NULL)
         return EAGAIN;
-    if ((!gcm__gc_ready() && !internal) || inside_libgc(fn))
+    if ((!gcm__gc_ready() && !internal) || gcm__gc_starting_markers() ||
+        inside_libgc(fn))
         return real(th, attr, fn, arg);
     gcm__gc_allow_threads();
     struct start *s = mi_malloc(sizeof *s);
