@@ -16,8 +16,15 @@
  *             memory held must stay within limit × 1.1.
  *   below     a 96 MiB live set under a 64 MiB limit: the limit cannot be
  *             met; the limiter must keep the collector near half the CPU.
+ *   limitfrag the limit run after a fragmenting spike: 256 MiB of small
+ *             objects of which one in 16 stays live for a while, so the
+ *             heap holds far more than the limit in blocks it cannot
+ *             return; then 2 GiB of churn.  Memory must come back under
+ *             the limit as the survivors die, and the collector's CPU
+ *             share over the run must stay near the limiter's half.
  *
- * Usage: gc_pacing [all | steady GOGC | spike | threads | limit | below]
+ * Usage: gc_pacing [all | steady GOGC | spike | threads | limit | below |
+ *                   limitfrag]
  * Sizes can be scaled down with GCM_PACING_SCALE=0.25 for a quick run.
  */
 #define _GNU_SOURCE
@@ -47,6 +54,7 @@ static struct {
     uint64_t live_sum, live_n;
     uint64_t max_heap0;
     uint64_t pause_max_ns, pause_sum_ns;
+    int64_t gc_cpu_ns;        /* collector CPU time, all cycles */
 } obs;
 
 static int track = 1;
@@ -57,6 +65,7 @@ static void on_cycle(const gcm__cycle *c, void *arg)
     if (c->forced || !track)
         return;
     obs.cycles++;
+    obs.gc_cpu_ns += c->gc_cpu_ns;
     double r = c->goal ? (double)c->heap0 / (double)c->goal : 0;
     if (r > obs.worst_ratio) {
         obs.worst_ratio = r;
@@ -303,6 +312,56 @@ static void scenario_below(void)
     row("below", 100, total, (double)b.heap_live, 0, extra);
 }
 
+static void scenario_limitfrag(void)
+{
+    const uint64_t limit = (uint64_t)(64 * MiB * (scale < 1 ? 1 : scale));
+    gcm_set_gc_percent(-1);
+    make_live((uint64_t)(11 * MiB * scale));
+    gcm_gc();
+    /* The spike, before the limit is set (a limit lowered at run time, or
+     * a heap that grew while the collector was off): small objects, one in
+     * 16 kept in `spike`, so every block holds survivors and none can be
+     * returned until they die. */
+    size_t n = (size_t)(256 * MiB * scale) / 64;
+    spike = gcm_malloc(n / 16 * sizeof(void *));
+    for (size_t i = 0; i < n; i++) {
+        void *p = gcm_malloc(64);
+        if (i % 16 == 0)
+            spike[i / 16] = p;
+    }
+    gcm_gc();
+    struct gcm_memstats s = stats();
+    gcm_set_memory_limit((int64_t)limit);
+    /* The survivors die one by one as the churn goes on. */
+    size_t nsurv = n / 16, killed = 0;
+    memset(&obs, 0, sizeof obs);
+    struct gcm_memstats a = stats();
+    double t0 = secs();
+    uint64_t seed = rng, peak = 0;
+    for (int step = 0; step < 64; step++) {
+        churn((uint64_t)(2 * GiB * scale) / 64, &seed, &peak);
+        size_t upto = nsurv * (size_t)(step + 1) / 32;
+        for (; killed < upto && killed < nsurv; killed++)
+            spike[killed] = NULL;
+    }
+    spike = NULL;
+    double dt = secs() - t0;
+    struct gcm_memstats b = stats();
+    double total = (double)(b.total_alloc - a.total_alloc);
+    double L = avg_live();
+    int procs = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    char extra[240];
+    snprintf(extra, sizeof extra,
+             "after a spike to %.0f MiB held: held %.1f MiB at the end "
+             "(%.3f× limit), GC CPU %.1f%% over the churn (%.2f s)",
+             held(&s) / (double)MiB, held(&b) / (double)MiB,
+             (double)held(&b) / limit,
+             100 * (double)obs.gc_cpu_ns / (dt * 1e9 * (procs > 0 ? procs : 1)), dt);
+    double growth = (double)limit - 1.0 * MiB - L;
+    (void)a;
+    row("limitfrag", -1, total, L, total / growth, extra);
+}
+
 static void run_child(const char *what, int arg)
 {
     fflush(stdout);
@@ -319,6 +378,8 @@ static void run_child(const char *what, int arg)
             scenario_limit();
         else if (strcmp(what, "below") == 0)
             scenario_below();
+        else if (strcmp(what, "limitfrag") == 0)
+            scenario_limitfrag();
         _exit(0);
     }
     int st;
@@ -344,6 +405,7 @@ int main(int argc, char **argv)
         run_child("threads", 0);
         run_child("limit", 0);
         run_child("below", 0);
+        run_child("limitfrag", 0);
         return 0;
     }
     run_child(argv[1], argc > 2 ? atoi(argv[2]) : 100);

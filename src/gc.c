@@ -417,7 +417,17 @@ static void publish_foreign_locked(void)
  * + allocated since) and lazy sweeping has caught up with the size classes
  * in use; right after a cycle the unswept garbage would be counted as
  * overhead and halve the memory limit's runway.  Go's equivalent is
- * mappedReady − heapFree − heapAlloc. */
+ * mappedReady − heapFree − heapAlloc.
+ *
+ * Sweeping catches up only as the program allocates, so a measurement
+ * taken after less allocation than the live heap (a forced cycle right
+ * after another, or cycles driven back to back by the limit) still counts
+ * unswept garbage — reusable space, not overhead.  Such a measurement may
+ * lower the estimate, never raise it: otherwise a cycle that found the
+ * heap unswept would shrink the limit's goal to the live heap, the next
+ * cycle would come at once and find it unswept again, and so on (a storm
+ * of cycles at "12->12->12 MB, 12 MB goal" was seen after a forced cycle
+ * followed a limit-driven one). */
 static void measure_overhead(uint64_t heap0)
 {
     GC_word heap_size = 0, free_bytes = 0, unmapped = 0, since = 0, total = 0;
@@ -425,7 +435,12 @@ static void measure_overhead(uint64_t heap0)
     uint64_t used = heap_size > free_bytes ? heap_size - free_bytes : 0;
     int64_t extra = GCM_LOAD(&G.extra);
     uint64_t gc_heap = heap0 - (uint64_t)(extra > 0 ? extra : 0);
-    GCM_STORE(&G.frag, used > gc_heap ? used - gc_heap : 0);
+    uint64_t frag = used > gc_heap ? used - gc_heap : 0;
+    int64_t allocated = GCM_LOAD(&G.alloc_since);
+    uint64_t prev = GCM_LOAD(&G.frag);
+    if (allocated < (int64_t)GCM_LOAD(&G.marked) && frag > prev)
+        frag = prev;
+    GCM_STORE(&G.frag, frag);
 }
 
 /* Runs one collection.  G.mu must be held. */
