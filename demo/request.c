@@ -24,8 +24,7 @@ static uint64_t rnd(uint64_t *s)
     return *s * 0x2545f4914f6cdd1dull;
 }
 
-/* Decimal digits of v into dst (room for 20); returns how many. */
-static size_t fmt_u64(char *dst, uint64_t v)
+size_t demo_fmt_u64(char *dst, uint64_t v)
 {
     char tmp[20];
     size_t n = 0;
@@ -328,7 +327,7 @@ static int resp_str(struct worker *w, struct request *r, const char *s)
 static int resp_u64(struct worker *w, struct request *r, uint64_t v)
 {
     char d[20];
-    return resp_put(w, r, d, fmt_u64(d, v));
+    return resp_put(w, r, d, demo_fmt_u64(d, v));
 }
 
 /* s as a JSON string, quoted and escaped. */

@@ -45,16 +45,7 @@ static struct session *session_new(struct worker *w, uint64_t id)
     s->id = id;
     char name[32];
     memcpy(name, "user-", 5);
-    size_t n = 5;
-    uint64_t v = id % 100000;
-    char d[20];
-    size_t nd = 0;
-    do {
-        d[nd++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    while (nd > 0)
-        name[n++] = d[--nd];
+    size_t n = 5 + demo_fmt_u64(name + 5, id % 100000);
     name[n] = '\0';
     s->user = MEM_SES_BYTES(w, n + 1);
     s->activity = MEM_SES_BYTES(w, DEMO_ACTIVITY);
@@ -109,15 +100,7 @@ int demo_session_touch(struct worker *w, struct session *s, uint64_t n, const ch
     s->last_seen = n;
     /* "<n>:<path>;" at the end of the log, which starts over when full. */
     char rec[96];
-    size_t k = 0;
-    char d[20];
-    size_t nd = 0;
-    do {
-        d[nd++] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n != 0);
-    while (nd > 0)
-        rec[k++] = d[--nd];
+    size_t k = demo_fmt_u64(rec, n);
     rec[k++] = ':';
     size_t pl = len < 64 ? len : 64;
     memcpy(rec + k, path, pl);

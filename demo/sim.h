@@ -85,6 +85,8 @@ struct worker {
 };
 
 /* request.c */
+/* Decimal digits of v into dst (room for 20); returns how many. */
+size_t demo_fmt_u64(char *dst, uint64_t v);
 /* Fills w->templates (plain malloc, before anything is measured); 0 or -1. */
 int demo_make_templates(struct worker *w);
 void demo_free_templates(struct worker *w);

@@ -285,6 +285,21 @@ static int trim(const char *text, char *buf, size_t cap)
     return 0;
 }
 
+/* trim() for a value that must say something: -1 with *why when it is too
+ * long or blank. */
+static int trim_value(const char *text, char *buf, size_t cap, const char **why)
+{
+    if (trim(text, buf, cap) != 0) {
+        *why = "too long";
+        return -1;
+    }
+    if (buf[0] == '\0') {
+        *why = "empty";
+        return -1;
+    }
+    return 0;
+}
+
 /* Parses leading decimal digits into *out; returns the count parsed, or -1
  * on overflow past INT64_MAX. */
 static int parse_digits(const char *s, int64_t *out)
@@ -392,14 +407,8 @@ static int parse_with_unit(const char *s, const struct unit *units,
 int gcm__parse_size(const char *text, int64_t *out, const char **why)
 {
     char buf[64];
-    if (trim(text, buf, sizeof buf) != 0) {
-        *why = "too long";
+    if (trim_value(text, buf, sizeof buf, why) != 0)
         return -1;
-    }
-    if (buf[0] == '\0') {
-        *why = "empty";
-        return -1;
-    }
     return parse_with_unit(buf, size_units, GCM_ARRAY_LEN(size_units), false,
                            out, why,
                            "unknown unit (use B, KiB, MiB, GiB, TiB, or KB, "
@@ -409,14 +418,8 @@ int gcm__parse_size(const char *text, int64_t *out, const char **why)
 int gcm__parse_duration_ns(const char *text, int64_t *out, const char **why)
 {
     char buf[64];
-    if (trim(text, buf, sizeof buf) != 0) {
-        *why = "too long";
+    if (trim_value(text, buf, sizeof buf, why) != 0)
         return -1;
-    }
-    if (buf[0] == '\0') {
-        *why = "empty";
-        return -1;
-    }
     return parse_with_unit(buf, duration_units, GCM_ARRAY_LEN(duration_units),
                            true, out, why,
                            "missing or unknown unit (use ms, s, m or h, "
@@ -428,14 +431,8 @@ static bool word_is(const char *s, const char *w) { return strcasecmp(s, w) == 0
 int gcm__parse_addr(const char *text, gcm__addr *out, const char **why)
 {
     char buf[128];
-    if (trim(text, buf, sizeof buf) != 0) {
-        *why = "too long";
+    if (trim_value(text, buf, sizeof buf, why) != 0)
         return -1;
-    }
-    if (buf[0] == '\0') {
-        *why = "empty";
-        return -1;
-    }
     /* Split host and port at the last ':'; an IPv6 host is bracketed
      * ("[::1]:6060"), so its own colons are never mistaken for the port's. */
     char *host = buf, *port;
