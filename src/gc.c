@@ -672,6 +672,9 @@ void gcm__gc_init(void)
     GC_set_warn_proc(warn_proc);
     GC_set_abort_func(abort_proc);
     GC_init();
+    /* From here on the program's signal masks leave bdwgc's stop-the-world
+     * signals deliverable (signals.c): its handlers are installed now. */
+    gcm__signals_init();
     GC_set_on_collection_event(on_event);
     gcm__thread_on_exit(fcache_drop);
     GC_set_on_heap_resize(on_heap_resize);

@@ -470,6 +470,7 @@ enum {
     GCM_T_LINKED = 1,        /* in the registry of live threads            */
     GCM_T_GC_REGISTERED = 2, /* the collector scans this thread's stack    */
     GCM_T_GC_OURS = 4,       /* ... because we registered it: unregister  */
+    GCM_T_STARTED = 8,       /* started by our pthread_create trampoline   */
 };
 
 struct gcm__tls {
@@ -544,6 +545,21 @@ GCM_HIDDEN void gcm__thread_on_exit(void (*fn)(gcm__tls *t));
  * Returns 0 or an errno value. */
 GCM_HIDDEN int gcm__thread_spawn(pthread_t *th, void *(*fn)(void *), void *arg);
 GCM_HIDDEN void gcm__thread_init(void);
+/* thread_join.c: keeps a collected object that a thread returns (or passes
+ * to pthread_exit) alive until the thread is joined or detached.  Called by
+ * the trampoline with the start routine's value. */
+GCM_HIDDEN void gcm__thread_exit_value(void *value);
+
+/* codemap.c: the executable segment of the loaded object that contains
+ * `sym` (both 0 when it cannot be found).  Looked up once; compared per
+ * call without the loader's lock. */
+GCM_HIDDEN void gcm__code_range(const void *sym, uintptr_t *lo, uintptr_t *hi);
+
+/* signals.c: from the collector's start, the program's signal masks never
+ * block the signals bdwgc stops threads with, and the program cannot take
+ * those signals over.  Called by gcm__gc_init once GC_init has installed
+ * bdwgc's handlers. */
+GCM_HIDDEN void gcm__signals_init(void);
 
 /* Relaxed atomic helpers for counters. */
 #define GCM_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
@@ -853,8 +869,6 @@ struct gcm_memstats;
 GCM_HIDDEN extern void (*gcm__memstats_preload)(struct gcm_memstats *ms);
 /* GCMALLOC_MODE values. */
 enum { GCM_MODE_FAST, GCM_MODE_LEAKCHECK, GCM_MODE_GC };
-/* The code segment of the object that contains `sym`. */
-GCM_HIDDEN void gcm__code_range(const void *sym, uintptr_t *lo, uintptr_t *hi);
 /* preload_maps.c: the program's own anonymous mappings, scanned as roots in
  * the collected modes. */
 GCM_HIDDEN void gcm__maps_init(void);

@@ -284,8 +284,11 @@ static void *trampoline(void *p)
         if (rc == GC_SUCCESS)
             t->flags |= GCM_T_GC_OURS;
     }
+    t->flags |= GCM_T_STARTED;
     gcm__thread_attach(t);
-    return s.fn(s.arg);
+    void *value = s.fn(s.arg);
+    gcm__thread_exit_value(value);
+    return value;
 }
 
 static bool inside_libgc(void *(*fn)(void *))

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The malloc family's contract under the preload library, in every mode.
-# Usage: preload_contract.sh PRELOAD_SO CONTRACT_BIN
+# Also: the collected modes refuse a program's handler for the collector's
+# signals with one clear line, and fast mode leaves signals alone.
+# Usage: preload_contract.sh PRELOAD_SO CONTRACT_BIN SIGBLOCK_BIN
 set -euo pipefail
-lib=$1 bin=$2
+lib=$1 bin=$2 sigblock=$3
 "$bin" > /dev/null   # the reference: glibc's malloc passes too
 for mode in fast leakcheck gc; do
     out=$(LD_PRELOAD="$lib" GCMALLOC_MODE="$mode" "$bin" 2>&1) || {
@@ -11,6 +13,17 @@ for mode in fast leakcheck gc; do
     # gc mode with the collector running all the time: GOGC=1.
     if [[ $mode == gc ]]; then
         LD_PRELOAD="$lib" GCMALLOC_MODE=gc GCMALLOC_GOGC=1 "$bin" > /dev/null
+    fi
+done
+for mode in fast leakcheck gc; do
+    out=$(LD_PRELOAD="$lib" GCMALLOC_MODE="$mode" "$sigblock" xcpu 2>&1)
+    if [[ $mode == fast ]]; then
+        [[ $out == "SIGXCPU handler installed" ]] || { echo "FAIL: fast mode, SIGXCPU: $out"; exit 1; }
+    else
+        grep -q '^SIGXCPU handler refused: Invalid argument$' <<<"$out" &&
+            grep -q '^gcmalloc: sigaction(SIGXCPU) refused with EINVAL: ' <<<"$out" ||
+            { echo "FAIL: $mode mode, SIGXCPU: $out"; exit 1; }
+        [[ $(grep -c 'refused' <<<"$out") == 2 ]] || { echo "FAIL: $mode mode, more than one line: $out"; exit 1; }
     fi
 done
 echo "ok: the malloc family keeps its contract in fast, leakcheck and gc modes"

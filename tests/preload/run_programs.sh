@@ -2,13 +2,13 @@
 # Real programs under the preload library, in every mode, against a run
 # under glibc's malloc: python3 (an allocation-heavy script and a threaded
 # one), sqlite3 (200k inserts with an index, a join, VACUUM), sort of a
-# large generated file, and our multithreaded producer/consumer that frees
-# on another thread.  Each mode's output must equal glibc's, and each
+# large generated file, our multithreaded producer/consumer that frees on
+# another thread, and a sigwait server whose threads block every signal.  Each mode's output must equal glibc's, and each
 # mode's gctrace, profile and leak report must be readable.
 #
-# Usage: run_programs.sh PRELOAD_SO PRODCONS_BIN TRACE_TOOL [MODES...]
+# Usage: run_programs.sh PRELOAD_SO PRODCONS_BIN TRACE_TOOL SIGBLOCK_BIN [MODES...]
 set -uo pipefail
-lib=$1 prodcons=$2 tracetool=$3; shift 3
+lib=$1 prodcons=$2 tracetool=$3 sigblock=$4; shift 4
 modes=("$@"); ((${#modes[@]})) || modes=(fast leakcheck gc)
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -37,7 +37,7 @@ run_one() { # name mode(-|fast|...) command...
     echo $? > "$tmp/$name.$mode.rc"
 }
 
-programs=(py_alloc py_threads sqlite sort prodcons)
+programs=(py_alloc py_threads sqlite sort prodcons sigblock)
 cmd_for() {
     case $1 in
     py_alloc)   echo /usr/bin/python3 "$here/alloc_heavy.py" ;;
@@ -45,6 +45,7 @@ cmd_for() {
     sqlite)     echo sqlite3 "$tmp/db.\$MODE.sqlite" ;;
     sort)       echo sort "$tmp/sort.in" ;;
     prodcons)   echo "$prodcons" 4 4 20000 ;;
+    sigblock)   echo "$sigblock" 4 2000 ;;
     esac
 }
 

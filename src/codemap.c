@@ -1,0 +1,52 @@
+/*
+ * codemap.c — where a loaded object's code lies.
+ *
+ * Several interposed functions behave differently for calls that come from
+ * inside a library gcmalloc depends on (bdwgc's own sigaction, the C
+ * library's own mmap): they tell those calls apart by the caller's return
+ * address.  dladdr would answer that per call, but it takes the dynamic
+ * loader's lock, which is neither cheap nor async-signal-safe (sigaction
+ * and sigprocmask are called from signal handlers).  So the executable
+ * segments of the few objects that matter are looked up once, at start-up,
+ * and each call compares two integers.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <link.h>
+
+#include "internal.h"
+
+struct find {
+    uintptr_t base, lo, hi;
+};
+
+static int find_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct find *f = arg;
+    if (info->dlpi_addr != f->base)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (f->lo == 0 || lo < f->lo)
+            f->lo = lo;
+        if (hi > f->hi)
+            f->hi = hi;
+    }
+    return 1;
+}
+
+void gcm__code_range(const void *sym, uintptr_t *lo, uintptr_t *hi)
+{
+    Dl_info info;
+    *lo = *hi = 0;
+    if (dladdr(sym, &info) == 0)
+        return;
+    struct find f = {(uintptr_t)info.dli_fbase, 0, 0};
+    dl_iterate_phdr(find_object, &f);
+    *lo = f.lo;
+    *hi = f.hi;
+}

@@ -1,0 +1,270 @@
+/*
+ * signals.c — keeping the collector's signals deliverable.
+ *
+ * bdwgc stops the world with signals: it sends every registered thread
+ * SIGPWR, each thread's handler saves its registers, acknowledges and waits
+ * in sigsuspend for SIGXCPU.  (These are bdwgc's Linux defaults;
+ * GC_get_suspend_signal and GC_get_thr_restart_signal say which.)  A thread
+ * that blocks SIGPWR never acknowledges, and the collecting thread resends
+ * and waits until bdwgc gives up and aborts the process ("Signals delivery
+ * fails constantly", after about 15 s).  Blocking every signal is common
+ * and legitimate in C services: the sigwait pattern (block everything in
+ * every thread, one thread takes signals synchronously), signalfd, worker
+ * pools that keep signals away from their threads.  bdwgc's answer is
+ * GC_pthread_sigmask, which the program must call instead of
+ * pthread_sigmask; an unmodified program under the preload library cannot,
+ * and a program linking gcmalloc should not have to.
+ *
+ * So, once the collector runs, gcmalloc interposes every call that sets a
+ * thread's signal mask — pthread_sigmask, sigprocmask, sigsuspend, ppoll,
+ * pselect, epoll_pwait — and removes the collector's two signals from any
+ * set the call would block, exactly as GC_pthread_sigmask does.  The calls
+ * that take signals synchronously — sigwait, sigwaitinfo, sigtimedwait,
+ * signalfd — get the two removed from the set they take, because taking
+ * them would steal the collector's stop request: sigwait would return
+ * SIGPWR to the program and the collection would hang.  With the signals
+ * left deliverable, a thread waiting in any of these runs bdwgc's handler
+ * and goes on waiting (sigwait restarts; sigwaitinfo and friends may return
+ * EINTR, like any call interrupted by a handler).  The program sees masks
+ * without the two signals, as with GC_pthread_sigmask.
+ *
+ * A program that installs its own disposition for one of the two signals
+ * would take the collector's handshake over; there is no way to run it
+ * correctly, so sigaction and signal refuse with EINVAL — what the C
+ * library itself answers for the signals it reserves for its own use
+ * (SIGCANCEL, SIGSETXID) — and one line on the diagnostic sink says why,
+ * once per signal.  Queries (a NULL new action) are answered.
+ *
+ * Calls are told apart without locks (these functions are
+ * async-signal-safe and are called from signal handlers): bdwgc's own calls
+ * are recognized by their return address in libgc's code, a range looked
+ * up once.  Until the collector starts — before gcmalloc's constructor, or
+ * for good in the preload library's fast mode, which never starts it —
+ * every call passes through untouched.
+ *
+ * Not covered: raw rt_sigprocmask/rt_sigaction system calls, the obsolete
+ * sigset/sigblock/bsd_signal family, and masks restored from a ucontext
+ * whose uc_sigmask the program filled itself (setcontext, swapcontext).
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/signalfd.h>
+
+#define GC_THREADS
+#define GC_NO_THREAD_REDIRECTS /* thread.c interposes pthread_create */
+#include <gc/gc.h>
+
+#include "internal.h"
+
+#define API __attribute__((visibility("default")))
+
+enum {
+    F_PTHREAD_SIGMASK,
+    F_SIGPROCMASK,
+    F_SIGSUSPEND,
+    F_PPOLL,
+    F_PSELECT,
+    F_EPOLL_PWAIT,
+    F_SIGWAIT,
+    F_SIGWAITINFO,
+    F_SIGTIMEDWAIT,
+    F_SIGNALFD,
+    F_SIGACTION,
+    F_SIGNAL,
+    F__N
+};
+
+static const char *const fn_names[F__N] = {
+    [F_PTHREAD_SIGMASK] = "pthread_sigmask",
+    [F_SIGPROCMASK] = "sigprocmask",
+    [F_SIGSUSPEND] = "sigsuspend",
+    [F_PPOLL] = "ppoll",
+    [F_PSELECT] = "pselect",
+    [F_EPOLL_PWAIT] = "epoll_pwait",
+    [F_SIGWAIT] = "sigwait",
+    [F_SIGWAITINFO] = "sigwaitinfo",
+    [F_SIGTIMEDWAIT] = "sigtimedwait",
+    [F_SIGNALFD] = "signalfd",
+    [F_SIGACTION] = "sigaction",
+    [F_SIGNAL] = "signal",
+};
+
+static void *real_fn[F__N];
+static bool active;
+static int sig_suspend = -1, sig_restart = -1;
+static uintptr_t gc_lo, gc_hi;
+static int refused_once[2];
+
+/* The C library's function.  Resolved for all at the collector's start;
+ * a call before that (a constructor that runs before ours) resolves its
+ * own, which is safe then: nothing but start-up code runs. */
+static void *next(int f)
+{
+    void *p = __atomic_load_n(&real_fn[f], __ATOMIC_ACQUIRE);
+    if (GCM_UNLIKELY(p == NULL)) {
+        p = dlsym(RTLD_NEXT, fn_names[f]);
+        __atomic_store_n(&real_fn[f], p, __ATOMIC_RELEASE);
+    }
+    return p;
+}
+
+#define REAL(f, type) ((type)next(f))
+#define CALLER() ((uintptr_t)__builtin_return_address(0))
+
+static bool engaged(uintptr_t caller)
+{
+    return __atomic_load_n(&active, __ATOMIC_ACQUIRE) && !(caller >= gc_lo && caller < gc_hi);
+}
+
+/* `set`, or a copy of it without the collector's signals when the caller
+ * is the program's and the set holds either of them. */
+static const sigset_t *keep_gc_signals(const sigset_t *set, sigset_t *copy, uintptr_t caller)
+{
+    if (set == NULL || !engaged(caller))
+        return set;
+    if (sigismember(set, sig_suspend) != 1 && sigismember(set, sig_restart) != 1)
+        return set;
+    *copy = *set;
+    sigdelset(copy, sig_suspend);
+    sigdelset(copy, sig_restart);
+    return copy;
+}
+
+/* --- calls that set the mask ------------------------------------------------------ */
+
+API int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    sigset_t copy;
+    if (how != SIG_UNBLOCK)
+        set = keep_gc_signals(set, &copy, CALLER());
+    return REAL(F_PTHREAD_SIGMASK, int (*)(int, const sigset_t *, sigset_t *))(how, set, old);
+}
+
+API int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+    sigset_t copy;
+    if (how != SIG_UNBLOCK)
+        set = keep_gc_signals(set, &copy, CALLER());
+    return REAL(F_SIGPROCMASK, int (*)(int, const sigset_t *, sigset_t *))(how, set, old);
+}
+
+API int sigsuspend(const sigset_t *mask)
+{
+    sigset_t copy;
+    mask = keep_gc_signals(mask, &copy, CALLER());
+    return REAL(F_SIGSUSPEND, int (*)(const sigset_t *))(mask);
+}
+
+API int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *timeout,
+              const sigset_t *mask)
+{
+    sigset_t copy;
+    mask = keep_gc_signals(mask, &copy, CALLER());
+    return REAL(F_PPOLL, int (*)(struct pollfd *, nfds_t, const struct timespec *,
+                                 const sigset_t *))(fds, n, timeout, mask);
+}
+
+API int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *timeout,
+                const sigset_t *mask)
+{
+    sigset_t copy;
+    mask = keep_gc_signals(mask, &copy, CALLER());
+    return REAL(F_PSELECT, int (*)(int, fd_set *, fd_set *, fd_set *, const struct timespec *,
+                                   const sigset_t *))(n, r, w, e, timeout, mask);
+}
+
+API int epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout,
+                    const sigset_t *mask)
+{
+    sigset_t copy;
+    mask = keep_gc_signals(mask, &copy, CALLER());
+    return REAL(F_EPOLL_PWAIT, int (*)(int, struct epoll_event *, int, int,
+                                       const sigset_t *))(epfd, events, max, timeout, mask);
+}
+
+/* --- calls that take signals synchronously ----------------------------------------- */
+
+API int sigwait(const sigset_t *set, int *sig)
+{
+    sigset_t copy;
+    set = keep_gc_signals(set, &copy, CALLER());
+    return REAL(F_SIGWAIT, int (*)(const sigset_t *, int *))(set, sig);
+}
+
+API int sigwaitinfo(const sigset_t *set, siginfo_t *info)
+{
+    sigset_t copy;
+    set = keep_gc_signals(set, &copy, CALLER());
+    return REAL(F_SIGWAITINFO, int (*)(const sigset_t *, siginfo_t *))(set, info);
+}
+
+API int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *timeout)
+{
+    sigset_t copy;
+    set = keep_gc_signals(set, &copy, CALLER());
+    return REAL(F_SIGTIMEDWAIT, int (*)(const sigset_t *, siginfo_t *,
+                                        const struct timespec *))(set, info, timeout);
+}
+
+API int signalfd(int fd, const sigset_t *mask, int flags)
+{
+    sigset_t copy;
+    mask = keep_gc_signals(mask, &copy, CALLER());
+    return REAL(F_SIGNALFD, int (*)(int, const sigset_t *, int))(fd, mask, flags);
+}
+
+/* --- calls that change a disposition ---------------------------------------------- */
+
+/* True, with errno = EINVAL and the one-time explanation, when the program
+ * tries to change the disposition of one of the collector's signals. */
+static bool refuse(const char *call, int sig, uintptr_t caller)
+{
+    if (!engaged(caller) || (sig != sig_suspend && sig != sig_restart))
+        return false;
+    int *once = &refused_once[sig == sig_restart];
+    if (__atomic_exchange_n(once, 1, __ATOMIC_RELAXED) == 0) {
+        const char *a = sigabbrev_np(sig_suspend), *b = sigabbrev_np(sig_restart);
+        const char *s = sigabbrev_np(sig);
+        gcm__diag("%s(SIG%s) refused with EINVAL: gcmalloc's collector stops and restarts "
+                  "threads with SIG%s and SIG%s, and a disposition of the program's would "
+                  "break every collection (under the preload library, GCMALLOC_MODE=fast "
+                  "leaves signals alone)",
+                  call, s ? s : "?", a ? a : "?", b ? b : "?");
+    }
+    errno = EINVAL;
+    return true;
+}
+
+API int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    if (act != NULL && refuse("sigaction", sig, CALLER()))
+        return -1;
+    return REAL(F_SIGACTION, int (*)(int, const struct sigaction *, struct sigaction *))(
+        sig, act, old);
+}
+
+API sighandler_t signal(int sig, sighandler_t handler)
+{
+    if (refuse("signal", sig, CALLER()))
+        return SIG_ERR;
+    return REAL(F_SIGNAL, sighandler_t (*)(int, sighandler_t))(sig, handler);
+}
+
+/* --- start ---------------------------------------------------------------------- */
+
+void gcm__signals_init(void)
+{
+    for (int f = 0; f < F__N; f++)
+        next(f);
+    gcm__code_range((const void *)&GC_init, &gc_lo, &gc_hi);
+    sig_suspend = GC_get_suspend_signal();
+    sig_restart = GC_get_thr_restart_signal();
+    if (sig_suspend > 0 && sig_restart > 0)
+        __atomic_store_n(&active, true, __ATOMIC_RELEASE);
+}
