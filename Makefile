@@ -21,6 +21,8 @@ endif
 PACKAGES := gcc make cmake pkg-config libgc-dev libmimalloc-dev libcmocka-dev \
             zlib1g-dev golang-go libunwind-dev python3 \
             libapr1-dev libtalloc-dev sqlite3 libmicrohttpd-dev
+# Only `make bench` needs these: peers it compares against.
+BENCH_PACKAGES := libjemalloc2
 
 .PHONY: all deps configure build test demo bench test-asan test-tsan install clean
 
@@ -48,6 +50,7 @@ BENCH_OUT = $(BUILD)/bench-out
 bench: SHELL := /bin/bash
 bench: .SHELLFLAGS := -o pipefail -ec
 bench: build
+	@bash scripts/install-deps.sh $(PACKAGES) $(BENCH_PACKAGES)
 	@mkdir -p $(BENCH_OUT)
 	$(BUILD)/bench/gc_pacing all | tee $(BENCH_OUT)/gc_pacing.txt
 	$(BUILD)/bench/bench_gc -benchtime 1s | tee $(BENCH_OUT)/bench_gc.txt
