@@ -1,5 +1,6 @@
 /*
- * codemap.c — where a loaded object's code lies.
+ * codemap.c — where a loaded object's code lies, and the next definition
+ * of a symbol gcmalloc interposes.
  *
  * Several interposed functions behave differently for calls that come from
  * inside a library gcmalloc depends on (bdwgc's own sigaction, the C
@@ -9,6 +10,11 @@
  * and sigprocmask are called from signal handlers).  So the executable
  * segments of the few objects that matter are looked up once, at start-up,
  * and each call compares two integers.
+ *
+ * An interposed function reaches the C library's definition through
+ * dlsym(RTLD_NEXT): resolved once into a slot, read with one acquire load
+ * afterwards.  dlsym may allocate (under the preload library, from our own
+ * malloc, which is ready before any interposer can be called).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -49,4 +55,14 @@ void gcm__code_range(const void *sym, uintptr_t *lo, uintptr_t *hi)
     dl_iterate_phdr(find_object, &f);
     *lo = f.lo;
     *hi = f.hi;
+}
+
+void *gcm__next_symbol(void **slot, const char *name)
+{
+    void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (GCM_UNLIKELY(p == NULL)) {
+        p = dlsym(RTLD_NEXT, name);
+        __atomic_store_n(slot, p, __ATOMIC_RELEASE);
+    }
+    return p;
 }

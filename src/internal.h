@@ -554,6 +554,8 @@ GCM_HIDDEN void gcm__thread_exit_value(void *value);
  * `sym` (both 0 when it cannot be found).  Looked up once; compared per
  * call without the loader's lock. */
 GCM_HIDDEN void gcm__code_range(const void *sym, uintptr_t *lo, uintptr_t *hi);
+/* The definition of `name` after ours (dlsym RTLD_NEXT), cached in *slot. */
+GCM_HIDDEN void *gcm__next_symbol(void **slot, const char *name);
 
 /* signals.c: from the collector's start, the program's signal masks never
  * block the signals bdwgc stops threads with, and the program cannot take

@@ -16,7 +16,6 @@
  * remedy; docs/preload.md lists them among gc mode's limits.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -34,13 +33,8 @@ typedef int (*setspecific_fn)(pthread_key_t, const void *);
 /* The C library's pthread_setspecific, found on first use. */
 static setspecific_fn real_setspecific(void)
 {
-    static setspecific_fn real;
-    setspecific_fn f = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
-    if (f == NULL) {
-        f = (setspecific_fn)dlsym(RTLD_NEXT, "pthread_setspecific");
-        __atomic_store_n(&real, f, __ATOMIC_RELEASE);
-    }
-    return f;
+    static void *real;
+    return (setspecific_fn)gcm__next_symbol(&real, "pthread_setspecific");
 }
 
 static bool shadowing;

@@ -34,6 +34,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <link.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -93,6 +94,24 @@ static void own_range(uintptr_t *lo, uintptr_t *hi)
     pthread_once(&own.once, find_own_range);
     *lo = own.lo;
     *hi = own.hi;
+}
+
+/* The C library's code, where a thread's first frames are. */
+static struct {
+    pthread_once_t once;
+    uintptr_t lo, hi;
+} libc = {.once = PTHREAD_ONCE_INIT};
+
+static void find_libc_range(void)
+{
+    gcm__code_range((const void *)&fputs, &libc.lo, &libc.hi);
+}
+
+static void libc_range(uintptr_t *lo, uintptr_t *hi)
+{
+    pthread_once(&libc.once, find_libc_range);
+    *lo = libc.lo;
+    *hi = libc.hi;
 }
 
 /* --- frame-pointer walk ----------------------------------------------------------- */
@@ -244,6 +263,26 @@ int gcm__stack_capture(uintptr_t *pcs, int max, const void *caller)
             /* Nothing usable: at least the call into gcmalloc. */
             pcs[0] = (uintptr_t)caller;
             return 1;
+        }
+    }
+    /* The cold end: a thread gcmalloc started runs its routine from
+     * thread.c's trampoline, whose frame stays under the program's (it
+     * keeps the routine's value alive until the join).  Below the C
+     * library's thread start (start_thread, clone3), our frames are left
+     * out.  Only when the capture reached the thread's first frame, and
+     * only where our code has a range of its own (a shared library). */
+    if (n < max + SLACK && hi > lo) {
+        uintptr_t clo, chi;
+        libc_range(&clo, &chi);
+        int i = n - 1;
+        while (i > start && raw[i] >= clo && raw[i] < chi)
+            i--;
+        int j = i;
+        while (j > start && raw[j] >= lo && raw[j] < hi)
+            j--;
+        if (j < i) {
+            memmove(raw + j + 1, raw + i + 1, (size_t)(n - i - 1) * sizeof *raw);
+            n -= i - j;
         }
     }
     int depth = n - start;

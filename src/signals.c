@@ -47,7 +47,6 @@
  * whose uc_sigmask the program filled itself (setcontext, swapcontext).
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -106,12 +105,7 @@ static int refused_once[2];
  * own, which is safe then: nothing but start-up code runs. */
 static void *next(int f)
 {
-    void *p = __atomic_load_n(&real_fn[f], __ATOMIC_ACQUIRE);
-    if (GCM_UNLIKELY(p == NULL)) {
-        p = dlsym(RTLD_NEXT, fn_names[f]);
-        __atomic_store_n(&real_fn[f], p, __ATOMIC_RELEASE);
-    }
-    return p;
+    return gcm__next_symbol(&real_fn[f], fn_names[f]);
 }
 
 #define REAL(f, type) ((type)next(f))

@@ -250,13 +250,8 @@ typedef int (*pthread_create_fn)(pthread_t *, const pthread_attr_t *,
 
 static pthread_create_fn real_create(void)
 {
-    static pthread_create_fn real;
-    pthread_create_fn f = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
-    if (f == NULL) {
-        f = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
-        __atomic_store_n(&real, f, __ATOMIC_RELEASE);
-    }
-    return f;
+    static void *real;
+    return (pthread_create_fn)gcm__next_symbol(&real, "pthread_create");
 }
 
 struct start {
@@ -265,6 +260,9 @@ struct start {
     bool internal;
 };
 
+/* Its frame stays under the start routine's (the routine's value is kept
+ * for pthread_join after it returns); stack captures leave it out
+ * (prof_stack.c). */
 static void *trampoline(void *p)
 {
     struct start s = *(struct start *)p;

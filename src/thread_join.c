@@ -30,7 +30,6 @@
  * routine itself; their values are the C library's alone.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <time.h>
@@ -61,12 +60,7 @@ static void *real_fn[F__N];
 
 static void *next(int f)
 {
-    void *p = __atomic_load_n(&real_fn[f], __ATOMIC_ACQUIRE);
-    if (GCM_UNLIKELY(p == NULL)) {
-        p = dlsym(RTLD_NEXT, fn_names[f]);
-        __atomic_store_n(&real_fn[f], p, __ATOMIC_RELEASE);
-    }
-    return p;
+    return gcm__next_symbol(&real_fn[f], fn_names[f]);
 }
 
 /* True when the calling thread can still be joined. */
