@@ -55,7 +55,7 @@ l2=$(grep -Eo 'session_new [^ ]*demo/session.c:[0-9]+' "$tmp/suspect" | head -1)
 [[ $l1 == "$l2" ]] || fail "the tools point at different lines: $l1 / $l2"
 # ... and that line is the activity log's allocation.
 line=${l1##*:}
-sed -n "${line}p" "$src/demo/session.c" | grep -q 'activity' ||
+sed -n "${line}p" "$src/demo/session.c" | grep 'activity' >/dev/null ||
     fail "session.c:$line is not the activity log's allocation"
 
 # Files: a profile per strategy, the leak profile, gctrace logs that the

@@ -3,6 +3,9 @@
 # the *installed* package, through pkg-config and through
 # find_package(gcmalloc), shared and static, and runs each.
 set -euo pipefail
+# `cmd | grep pattern >/dev/null`, never `grep -q`, here and in every test
+# script: under pipefail, grep -q's exit at the first match can kill a writer
+# that has more to say (ldd, pprof) with SIGPIPE and fail the test at random.
 build=$1 src=$2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
@@ -11,7 +14,7 @@ libdir=$(ls -d "$prefix"/lib*/ | head -n1); libdir=${libdir%/}
 [[ -f $prefix/include/gcmalloc.h ]]
 [[ -f $prefix/include/gcmalloc/common.h ]]
 # The gctrace analyzer is installed and runs from the prefix.
-"$prefix/bin/gcmalloc-trace" --version | grep -q "^gcmalloc-trace "
+"$prefix/bin/gcmalloc-trace" --version | grep "^gcmalloc-trace " >/dev/null
 
 cat > "$tmp/consumer.c" <<'C'
 #define _GNU_SOURCE
@@ -41,11 +44,11 @@ C
 # 1. pkg-config, shared
 export PKG_CONFIG_PATH=$libdir/pkgconfig
 cc -o "$tmp/pc-shared" "$tmp/consumer.c" $(pkg-config --cflags --libs gcmalloc) -ldl
-LD_LIBRARY_PATH=$libdir "$tmp/pc-shared" | grep -q "consumer ok"
+LD_LIBRARY_PATH=$libdir "$tmp/pc-shared" | grep "consumer ok" >/dev/null
 # 2. pkg-config, static
 cc -o "$tmp/pc-static" "$tmp/consumer.c" $(pkg-config --cflags gcmalloc) \
    "$libdir/libgcmalloc.a" $(pkg-config --libs --static gcmalloc | sed 's/-lgcmalloc//') -ldl
-"$tmp/pc-static" | tee "$tmp/out" | grep -q "consumer ok" || { cat "$tmp/out"; exit 1; }
+"$tmp/pc-static" | tee "$tmp/out" | grep "consumer ok" >/dev/null || { cat "$tmp/out"; exit 1; }
 
 # 3. find_package(gcmalloc), shared and static targets
 mkdir -p "$tmp/proj"
@@ -61,9 +64,9 @@ target_link_libraries(consumer_static PRIVATE gcmalloc::gcmalloc_static)
 CM
 cmake -S "$tmp/proj" -B "$tmp/proj/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$tmp/proj/build" >/dev/null
-"$tmp/proj/build/consumer" | grep -q "consumer ok"
-"$tmp/proj/build/consumer_static" | tee "$tmp/out" | grep -q "consumer ok" || { cat "$tmp/out"; exit 1; }
+"$tmp/proj/build/consumer" | grep "consumer ok" >/dev/null
+"$tmp/proj/build/consumer_static" | tee "$tmp/out" | grep "consumer ok" >/dev/null || { cat "$tmp/out"; exit 1; }
 # The installed shared library finds itself through its RUNPATH or not at all:
 # make sure the consumer really used the installed copy.
-ldd "$tmp/proj/build/consumer" | grep -q "$libdir/libgcmalloc.so"
+ldd "$tmp/proj/build/consumer" | grep "$libdir/libgcmalloc.so" >/dev/null
 echo "ok: pkg-config (shared, static) and find_package (shared, static)"

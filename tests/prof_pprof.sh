@@ -122,8 +122,8 @@ check_run() { # dir tol n_small n_big n_leak_per_phase rate
     at_most "$(flat "$h" inuse_space churn_small -base "$d/heap1.pb.gz")" $((nl * 1024 / 20)) "-base churn_small"
     at_most "$(flat "$h" inuse_space churn_big -base "$d/heap1.pb.gz")" $((nl * 1024 / 20)) "-base churn_big"
     # The allocs view opens on alloc_space, the heap view on inuse_space.
-    pprof -top "$d/allocs2.pb.gz" | grep -q '^Type: alloc_space$' || fail "allocs view type"
-    pprof -top "$h" | grep -q '^Type: inuse_space$' || fail "heap view type"
+    pprof -top "$d/allocs2.pb.gz" | grep '^Type: alloc_space$' >/dev/null || fail "allocs view type"
+    pprof -top "$h" | grep '^Type: inuse_space$' >/dev/null || fail "heap view type"
     # -tagfocus by kind: everything here is the GC heap.
     [[ $(flat "$h" alloc_space churn_big -tagfocus=kind=gc) == "$bb" ]] || fail "tagfocus kind=gc"
     [[ $(flat "$h" alloc_space churn_big -tagfocus=kind=arena) == 0 ]] || fail "tagfocus kind=arena"
@@ -161,11 +161,11 @@ grep -Eq '^ *kind: Total' "$tmp/demo/tags.txt" || fail "kind label: $(cat "$tmp/
 grep -Eq '\): arena$' "$tmp/demo/tags.txt" || fail "kind=arena"
 grep -Eq '\): gc$' "$tmp/demo/tags.txt" || fail "kind=gc"
 grep -Eq '\): request$' "$tmp/demo/tags.txt" || fail "name=request"
-pprof -top -tagfocus=kind=arena -sample_index=alloc_space "$d" | grep -q ' parse_request' ||
+pprof -top -tagfocus=kind=arena -sample_index=alloc_space "$d" | grep ' parse_request' >/dev/null ||
     fail "tagfocus kind=arena shows parse_request"
-pprof -top -tagfocus=kind=arena -sample_index=alloc_space "$d" | grep -q ' new_session' &&
+pprof -top -tagfocus=kind=arena -sample_index=alloc_space "$d" | grep ' new_session' >/dev/null &&
     fail "tagfocus kind=arena leaves out the GC heap's new_session"
-pprof -top -tagfocus=name=request -sample_index=alloc_space "$d" | grep -q ' parse_request' ||
+pprof -top -tagfocus=name=request -sample_index=alloc_space "$d" | grep ' parse_request' >/dev/null ||
     fail "tagfocus name=request"
-pprof -top "$d" | grep -q ' cache_put' || fail "in use at exit: the cache"
+pprof -top "$d" | grep ' cache_put' >/dev/null || fail "in use at exit: the cache"
 echo "ok: kind and name labels"

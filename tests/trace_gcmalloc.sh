@@ -17,11 +17,11 @@ python3 "$check" "$tool" "$tmp/leak.log" --rule gcmalloc \
 # Forced cycles: one gcm_gc() every 500 ms, each a " (forced)" line.
 forced=$(grep -c "(forced)$" "$tmp/leak.log")
 (( forced >= 2 )) || { echo "FAIL: only $forced forced cycles" >&2; exit 1; }
-"$tool" "$tmp/leak.log" | grep -q "^forced      $forced (gc "
+"$tool" "$tmp/leak.log" | grep "^forced      $forced (gc " >/dev/null
 
 # GCMALLOC_GCTRACE appends: two runs of the program, two runs in the log.
 GCMALLOC_GCTRACE=$tmp/twice.log "$churn" steady 300 > /dev/null
 GCMALLOC_GCTRACE=$tmp/twice.log "$churn" steady 300 > /dev/null
-"$tool" "$tmp/twice.log" | grep -q "^runs        2 "
+"$tool" "$tmp/twice.log" | grep "^runs        2 " >/dev/null
 python3 "$check" "$tool" "$tmp/twice.log" --run 1 --rule gcmalloc
 echo "ok: gcmalloc's own gctrace logs"
