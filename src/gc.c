@@ -825,22 +825,13 @@ void gcm_free(void *p)
     GC_FREE(p);
 }
 
-void *gcm_realloc(void *p, size_t n)
+/* bdwgc's realloc of p, the start of a collected object, with the
+ * accounting and the profiler's record moved along.  A resized or moved
+ * object is a new allocation to the profiler, of its footprint or of the
+ * requested size (by_footprint), as the caller's allocation path counts. */
+static void *resize(void *p, size_t n, unsigned kind, bool by_footprint,
+                    const void *caller)
 {
-    if (p == NULL)
-        return alloc(n, false, GCM_PROF_CALLER());
-    if (n == 0) {
-        gcm_free(p);
-        return NULL;
-    }
-    if (!valid_object(p, "gcm_realloc", __builtin_return_address(0))) {
-        errno = EINVAL;
-        return NULL;
-    }
-    if (n > (size_t)PTRDIFF_MAX) {
-        errno = ENOMEM;
-        return NULL;
-    }
     gcm__tls *t = &gcm__tls_self;
     if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
         thread_setup(t);
@@ -862,12 +853,32 @@ void *gcm_realloc(void *p, size_t n)
             gcm__prof_release(&po);
         count_free(t, old);
         count_alloc(t, now);
-        if (gcm__prof_tick(t, now))
-            gcm__prof_record_alloc(q, now, GCM_PROF_GC, NULL, GCM_PROF_CALLER());
+        size_t rec = by_footprint ? now : n;
+        if (gcm__prof_tick(t, rec))
+            gcm__prof_record_alloc(q, rec, kind, NULL, caller);
     } else if (sampled) {
         gcm__prof_reattach(p, &po);
     }
     return q;
+}
+
+void *gcm_realloc(void *p, size_t n)
+{
+    if (p == NULL)
+        return alloc(n, false, GCM_PROF_CALLER());
+    if (n == 0) {
+        gcm_free(p);
+        return NULL;
+    }
+    if (!valid_object(p, "gcm_realloc", __builtin_return_address(0))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (n > (size_t)PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return resize(p, n, GCM_PROF_GC, true, GCM_PROF_CALLER());
 }
 
 int gcm_gc(void)
@@ -1160,34 +1171,8 @@ void gcm__gc_free_any(void *p)
 void *gcm__gc_realloc_any(void *p, size_t n, const void *caller)
 {
     void *base = GC_base(p);
-    if (base == p && n <= (size_t)PTRDIFF_MAX) {
-        gcm__tls *t = &gcm__tls_self;
-        if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
-            thread_setup(t);
-        size_t old = GC_size(p);
-        gcm__prof_obj po;
-        bool sampled = gcm__prof_detach(p, &po);
-        void *q = GC_REALLOC(p, n);
-        if (q == NULL) {
-            if (sampled)
-                gcm__prof_reattach(p, &po);
-            errno = ENOMEM;
-            return NULL;
-        }
-        size_t now = GC_size(q);
-        if (q != p || now != old) {
-            if (sampled)
-                gcm__prof_release(&po);
-            count_free(t, old);
-            count_alloc(t, now);
-            if (gcm__prof_tick(t, n))
-                gcm__prof_record_alloc(q, n, GCM_PROF_MALLOC | GCM_PROF_COLLECTED,
-                                       NULL, caller);
-        } else if (sampled) {
-            gcm__prof_reattach(p, &po);
-        }
-        return q;
-    }
+    if (base == p && n <= (size_t)PTRDIFF_MAX)
+        return resize(p, n, GCM_PROF_MALLOC | GCM_PROF_COLLECTED, false, caller);
     /* An over-aligned object (p inside it): a fresh one of the same kind.
      * realloc promises max_align_t alignment only, as glibc's does. */
     size_t have = gcm__gc_usable(p);
