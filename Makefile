@@ -55,6 +55,7 @@ bench: build
 	$(BUILD)/bench/gc_pacing all | tee $(BENCH_OUT)/gc_pacing.txt
 	$(BUILD)/bench/bench_gc -benchtime 1s | tee $(BENCH_OUT)/bench_gc.txt
 	$(BUILD)/bench/bench_arena | tee $(BENCH_OUT)/bench_arena.txt
+	$(BUILD)/bench/bench_arena_place | tee $(BENCH_OUT)/bench_arena_place.txt
 	$(BUILD)/bench/bench_prof -benchtime 1s | tee $(BENCH_OUT)/bench_prof.txt
 	bash bench/run_pool.sh $(BUILD) 1s 2>&1 | tee $(BENCH_OUT)/bench_pool.txt
 	$(BUILD)/bench/bench_strategies -benchtime 1s | tee $(BENCH_OUT)/bench_strategies.txt
