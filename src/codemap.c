@@ -23,35 +23,45 @@
 #include "internal.h"
 
 struct find {
-    uintptr_t base, lo, hi;
+    uintptr_t addr, lo, hi;
 };
 
+/* Is f->addr inside one of this object's loadable segments?  If so, the
+ * object's executable range goes into f and the walk stops. */
 static int find_object(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
     struct find *f = arg;
-    if (info->dlpi_addr != f->base)
-        return 0;
+    bool mine = false;
+    uintptr_t lo = 0, hi = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+        if (ph->p_type != PT_LOAD)
             continue;
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-        if (f->lo == 0 || lo < f->lo)
-            f->lo = lo;
-        if (hi > f->hi)
-            f->hi = hi;
+        uintptr_t s = info->dlpi_addr + ph->p_vaddr, e = s + ph->p_memsz;
+        if (f->addr >= s && f->addr < e)
+            mine = true;
+        if (!(ph->p_flags & PF_X))
+            continue;
+        if (lo == 0 || s < lo)
+            lo = s;
+        if (e > hi)
+            hi = e;
     }
+    if (!mine)
+        return 0;
+    f->lo = lo;
+    f->hi = hi;
     return 1;
 }
 
+/* One walk of the loaded objects' program headers.  (dladdr would find the
+ * object too, but it also searches the object's symbol table for the
+ * nearest symbol: at start-up that was most of the preload library's own
+ * instructions.) */
 void gcm__code_range(const void *sym, uintptr_t *lo, uintptr_t *hi)
 {
-    Dl_info info;
-    *lo = *hi = 0;
-    if (dladdr(sym, &info) == 0)
-        return;
-    struct find f = {(uintptr_t)info.dli_fbase, 0, 0};
+    struct find f = {(uintptr_t)sym, 0, 0};
     dl_iterate_phdr(find_object, &f);
     *lo = f.lo;
     *hi = f.hi;
