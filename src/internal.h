@@ -724,6 +724,10 @@ GCM_HIDDEN void gcm__prof_unbias(uint64_t count, uint64_t bytes, int64_t rate,
 GCM_HIDDEN void *gcm__prof_alloc(size_t n);
 GCM_HIDDEN void *gcm__prof_realloc(void *p, size_t n);
 GCM_HIDDEN void gcm__prof_dealloc(void *p);
+/* Grows the array *p of *cap elements of `elem` bytes to hold at least
+ * `need`, doubling from 64.  false when memory is short or the size would
+ * overflow; *p and *cap are then unchanged. */
+GCM_HIDDEN bool gcm__prof_grow(void **p, size_t *cap, size_t need, size_t elem);
 /* Memory that lives as long as the process (buckets, names): carved from
  * mapped chunks, counted as non-GC memory. */
 GCM_HIDDEN void *gcm__prof_perm_alloc(size_t n);

@@ -360,21 +360,6 @@ typedef struct builder {
     int nmaps;
 } builder;
 
-static bool grow_array(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return true;
-    size_t c = *cap ? *cap * 2 : 64;
-    while (c < need)
-        c *= 2;
-    void *np = gcm__prof_realloc(*p, c * elem);
-    if (np == NULL)
-        return false;
-    *p = np;
-    *cap = c;
-    return true;
-}
-
 static uint64_t hash_bytes(const char *s, size_t n)
 {
     uint64_t h = 0xCBF29CE484222325ULL;
@@ -420,7 +405,7 @@ static int64_t str_id(builder *B, const char *s)
         if (B->str[i].len == n && memcmp(B->str[i].s, s, n) == 0)
             return i;
     }
-    if (!grow_array((void **)&B->str, &B->capstr, B->nstr + 1, sizeof *B->str)) {
+    if (!gcm__prof_grow((void **)&B->str, &B->capstr, B->nstr + 1, sizeof *B->str)) {
         B->oom = true;
         return 0;
     }
@@ -437,7 +422,7 @@ static uint32_t func_id(builder *B, const char *name, const char *file)
     uint32_t id = (uint32_t)B->nfn + 1;
     if (map_find(&B->fnmap, key, &id, true, &B->oom))
         return id;
-    if (B->oom || !grow_array((void **)&B->fn, &B->capfn, B->nfn + 1, sizeof *B->fn)) {
+    if (B->oom || !gcm__prof_grow((void **)&B->fn, &B->capfn, B->nfn + 1, sizeof *B->fn)) {
         B->oom = true;
         return 0;
     }
@@ -463,7 +448,7 @@ static uint32_t loc_id(builder *B, uintptr_t pc)
     uint32_t id = (uint32_t)B->nloc + 1;
     if (map_find(&B->locmap, (uint64_t)pc, &id, true, &B->oom))
         return id;
-    if (B->oom || !grow_array((void **)&B->loc, &B->caploc, B->nloc + 1, sizeof *B->loc)) {
+    if (B->oom || !gcm__prof_grow((void **)&B->loc, &B->caploc, B->nloc + 1, sizeof *B->loc)) {
         B->oom = true;
         return 0;
     }
@@ -477,7 +462,7 @@ static uint32_t loc_id(builder *B, uintptr_t pc)
     int n = gcm__sym_resolve(addr, fr, MAX_INLINE);
     bool func = n > 0, file = n > 0, line = n > 0;
     for (int i = 0; i < n; i++) {
-        if (!grow_array((void **)&B->line, &B->capline, B->nline + 1, sizeof *B->line)) {
+        if (!gcm__prof_grow((void **)&B->line, &B->capline, B->nline + 1, sizeof *B->line)) {
             B->oom = true;
             return 0;
         }

@@ -303,6 +303,27 @@ void *gcm__prof_alloc(size_t n) { return mi_malloc(n); }
 void *gcm__prof_realloc(void *p, size_t n) { return mi_realloc(p, n); }
 void gcm__prof_dealloc(void *p) { mi_free(p); }
 
+bool gcm__prof_grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    size_t c = *cap ? *cap : 64;
+    while (c < need) {
+        if (c > SIZE_MAX / 2)
+            return false;
+        c *= 2;
+    }
+    size_t bytes;
+    if (__builtin_mul_overflow(c, elem, &bytes))
+        return false;
+    void *np = gcm__prof_realloc(*p, bytes);
+    if (np == NULL)
+        return false;
+    *p = np;
+    *cap = c;
+    return true;
+}
+
 #define PERM_CHUNK ((size_t)1 << 20)
 
 static struct {

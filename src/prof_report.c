@@ -48,21 +48,6 @@ typedef struct report {
     bool oom;
 } report;
 
-static bool grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return true;
-    size_t c = *cap ? *cap * 2 : 64;
-    while (c < need)
-        c *= 2;
-    void *np = gcm__prof_realloc(*p, c * elem);
-    if (np == NULL)
-        return false;
-    *p = np;
-    *cap = c;
-    return true;
-}
-
 static bool same(const char *a, const char *b)
 {
     return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
@@ -124,7 +109,7 @@ static uint32_t node_of(report *R, const gcm__sym_frame *f, uintptr_t pc)
                        : (n->function == NULL && n->pc == pc))
             return R->nht[j] - 1;
     }
-    if (!grow((void **)&R->nodes, &R->capnodes, R->nnodes + 1, sizeof *R->nodes)) {
+    if (!gcm__prof_grow((void **)&R->nodes, &R->capnodes, R->nnodes + 1, sizeof *R->nodes)) {
         R->oom = true;
         return UINT32_MAX;
     }
@@ -175,7 +160,7 @@ static const pcnodes *nodes_of_pc(report *R, uintptr_t pc)
     gcm__sym_frame fr[MAX_INLINE];
     int n = gcm__sym_resolve(pc - 1, fr, MAX_INLINE);
     int want = n > 0 ? n : 1;
-    if (!grow((void **)&R->idx, &R->capidx, R->nidx + (size_t)want, sizeof *R->idx)) {
+    if (!gcm__prof_grow((void **)&R->idx, &R->capidx, R->nidx + (size_t)want, sizeof *R->idx)) {
         R->oom = true;
         return NULL;
     }
