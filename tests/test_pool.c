@@ -30,6 +30,8 @@
 #include "gcmalloc.h"
 #include "internal.h"
 
+#include "diag_capture.h"
+
 /* --- helpers ------------------------------------------------------------------- */
 
 static struct gcm_pool_stats stats(gcm_pool *p)
@@ -88,43 +90,6 @@ static gcm_pool *counted_pool(const char *name, size_t size, int gc)
     gcm_pool *p = gcm_pool_new(&o);
     assert_non_null(p);
     return p;
-}
-
-/* Diagnostics sink capture. */
-static int saved_fd = -1, pipe_rd = -1;
-
-/* The diagnostics sink writes to its own copy of stderr (gcm__diag_fd). */
-static void capture_begin(void)
-{
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    saved_fd = dup(gcm__diag_fd());
-    dup2(p[1], gcm__diag_fd());
-    close(p[1]);
-    pipe_rd = p[0];
-}
-
-static char *capture_end(void)
-{
-    static char buf[16384];
-    dup2(saved_fd, gcm__diag_fd());
-    close(saved_fd);
-    size_t len = 0;
-    ssize_t n;
-    while (len < sizeof buf - 1 &&
-           (n = read(pipe_rd, buf + len, sizeof buf - 1 - len)) > 0)
-        len += (size_t)n;
-    close(pipe_rd);
-    buf[len] = '\0';
-    return buf;
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
 }
 
 /* Options are re-read from the environment; GOGC goes back off after. */
