@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The preload library against glibc, Debian's mimalloc and jemalloc (each
 # preloaded), on an allocation-heavy multithreaded program of ours
-# (mt_alloc) and on the sqlite3 workload of the preload tests.  Runs are
+# (mt_alloc, 20 M malloc/free pairs per thread: long enough that the
+# allocations, not the loading of the program, decide the time), on the
+# sqlite3 workload of the preload tests, and on a program that only starts
+# and exits (mt_alloc with one operation: what loading each allocator
+# costs once per process).  Runs are
 # interleaved round-robin over the configurations and repeated; the median
 # of each is reported in Go's benchmark format (one op = one program run),
 # then as ratios, because the machine is shared and noisy.
 #
-# Usage: preload_bench.sh BUILD_DIR [ROUNDS]
+# Usage: [MT_OPS=20000000] preload_bench.sh BUILD_DIR [ROUNDS]
 set -euo pipefail
 build=$1 rounds=${2:-5}
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +23,8 @@ for f in "$lib" "$mt" "$mi" "$je"; do [[ -e $f ]] || { echo "missing $f" >&2; ex
 command -v sqlite3 >/dev/null || { echo "sqlite3 not installed" >&2; exit 2; }
 
 configs=(glibc mimalloc jemalloc gcm-fast gcm-fast-noprof gcm-leakcheck gcm-gc)
-workloads=(mt_alloc-1 mt_alloc-2 sqlite3)
+workloads=(start mt_alloc-1 mt_alloc-2 sqlite3)
+ops=${MT_OPS:-20000000}
 
 env_for() {
     case $1 in
@@ -38,7 +43,8 @@ run() { # config workload -> prints nanoseconds
     local t0 t1
     t0=$(date +%s%N)
     case $2 in
-    mt_alloc-*) env $e "$mt" "${2#mt_alloc-}" 2000000 1000 > "$tmp/out.$1.$2" 2> "$tmp/err" ;;
+    start)      env $e "$mt" 1 1 10 > "$tmp/out.$1.$2" 2> "$tmp/err" ;;
+    mt_alloc-*) env $e "$mt" "${2#mt_alloc-}" "$ops" 1000 > "$tmp/out.$1.$2" 2> "$tmp/err" ;;
     sqlite3)  rm -f "$tmp/db"; env $e sqlite3 "$tmp/db" < "$src/tests/preload/sqlite_workload.sql" \
                   > "$tmp/out.$1.$2" 2> "$tmp/err" ;;
     esac
