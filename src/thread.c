@@ -34,7 +34,6 @@
  * thread folds its counters into the totals of exited threads.
  */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -289,13 +288,21 @@ static void *trampoline(void *p)
     return value;
 }
 
+/* Is fn bdwgc's code (one of its marker threads)?  bdwgc's code range is
+ * found once (codemap.c) and each thread creation compares two integers;
+ * two threads racing to find it store the same values. */
 static bool inside_libgc(void *(*fn)(void *))
 {
-    static void *gc_base;
-    Dl_info a, b;
-    if (gc_base == NULL && dladdr((void *)&GC_init, &a) != 0)
-        gc_base = a.dli_fbase;
-    return dladdr((void *)fn, &b) != 0 && b.dli_fbase == gc_base;
+    static uintptr_t gc_lo, gc_hi;
+    uintptr_t hi = __atomic_load_n(&gc_hi, __ATOMIC_ACQUIRE);
+    if (hi == 0) {
+        uintptr_t lo;
+        gcm__code_range((const void *)&GC_init, &lo, &hi);
+        __atomic_store_n(&gc_lo, lo, __ATOMIC_RELAXED);
+        __atomic_store_n(&gc_hi, hi, __ATOMIC_RELEASE);
+    }
+    uintptr_t pc = (uintptr_t)fn;
+    return pc >= __atomic_load_n(&gc_lo, __ATOMIC_RELAXED) && pc < hi;
 }
 
 static int create(pthread_t *th, const pthread_attr_t *attr,
