@@ -1,35 +1,45 @@
 /*
- * diag_capture.h — capture what gcmalloc's diagnostics sink writes during
- * part of a test, for tests that check its messages (debug-mode misuse
- * reports).  Include after <cmocka.h> and "internal.h".
+ * diag_capture.h — capture what is written to a descriptor during part of
+ * a test, for tests that check gcmalloc's messages: capture_begin for the
+ * diagnostics sink (debug-mode misuse reports), capture_stderr_begin for
+ * file descriptor 2 (bad option values, reported before the sink exists).
+ * Include after <cmocka.h> and "internal.h".
  *
  * The sink writes to its own copy of stderr (gcm__diag_fd), so capturing
- * redirects that descriptor into a pipe and reads the pipe back.  Messages
- * longer than 16 KiB in one capture are cut.
+ * redirects that descriptor (or fd 2) into a pipe and reads the pipe back.
+ * Output longer than 16 KiB in one capture is cut.
  */
 #ifndef GCM_TESTS_DIAG_CAPTURE_H
 #define GCM_TESTS_DIAG_CAPTURE_H
 
 #include <unistd.h>
 
-static int capture_saved_fd_ = -1, capture_pipe_rd_ = -1;
+#include <stdio.h>
 
-static inline void capture_begin(void)
+static int capture_fd_ = -1, capture_saved_fd_ = -1, capture_pipe_rd_ = -1;
+
+static inline void capture_fd_begin(int fd)
 {
     int p[2];
     assert_int_equal(pipe(p), 0);
-    capture_saved_fd_ = dup(gcm__diag_fd());
-    dup2(p[1], gcm__diag_fd());
+    fflush(stderr);
+    capture_fd_ = fd;
+    capture_saved_fd_ = dup(fd);
+    dup2(p[1], fd);
     close(p[1]);
     capture_pipe_rd_ = p[0];
 }
 
-/* What was written since capture_begin, NUL-terminated, in a static buffer
- * valid until the next call. */
+static inline void capture_begin(void) { capture_fd_begin(gcm__diag_fd()); }
+static inline void capture_stderr_begin(void) { capture_fd_begin(2); }
+
+/* What was written since capture_*begin, NUL-terminated, in a static
+ * buffer valid until the next call. */
 static inline char *capture_end(void)
 {
     static char buf[16384];
-    dup2(capture_saved_fd_, gcm__diag_fd());
+    fflush(stderr);
+    dup2(capture_saved_fd_, capture_fd_);
     close(capture_saved_fd_);
     size_t len = 0;
     ssize_t n;

@@ -26,6 +26,8 @@
 #include "gcmalloc.h"
 #include "internal.h"
 
+#include "diag_capture.h"
+
 #define KiB ((size_t)1024)
 
 static struct gcm_arena_stats st(const gcm_arena *a)
@@ -74,43 +76,6 @@ static size_t fill_to(gcm_arena *a, size_t left, size_t *bytes)
         *bytes += k;
         n++;
     }
-}
-
-/* --- capturing the diagnostics sink (fd 2) ----------------------------------- */
-
-static int saved_fd = -1, pipe_rd = -1;
-
-static void capture_begin(void)
-{
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    fflush(stderr);
-    saved_fd = dup(2);
-    dup2(p[1], 2);
-    close(p[1]);
-    pipe_rd = p[0];
-}
-
-static char *capture_end(void)
-{
-    static char buf[16384];
-    dup2(saved_fd, 2);
-    close(saved_fd);
-    size_t len = 0;
-    ssize_t n;
-    while ((n = read(pipe_rd, buf + len, sizeof buf - 1 - len)) > 0)
-        len += (size_t)n;
-    close(pipe_rd);
-    buf[len] = '\0';
-    return buf;
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
 }
 
 /* --- the basics, step by step ------------------------------------------------ */
@@ -559,7 +524,7 @@ static void test_cleanups(void **state)
     cleanup_log[0] = '\0';
     gcm_arena_add_cleanup(a, log_cleanup, (void *)'x');
     gcm_arena_add_cleanup(a, cleanup_that_resets, (void *)'y');
-    capture_begin();
+    capture_stderr_begin();
     gcm_arena_reset(a);
     char *out = capture_end();
     assert_int_equal(reentry_rc, EBUSY);
@@ -650,7 +615,7 @@ static void test_misuse(void **state)
 
     /* A mark of another arena. */
     struct gcm_arena_stats before = st(a);
-    capture_begin();
+    capture_stderr_begin();
     int rc = gcm_arena_rewind(a, &mb);
     char *out = capture_end();
     assert_int_equal(rc, EINVAL);
@@ -667,7 +632,7 @@ static void test_misuse(void **state)
     gcm_arena_mark(a, &inner);
     gcm_arena_alloc(a, 100);
     assert_int_equal(gcm_arena_rewind(a, &ma), 0);
-    capture_begin();
+    capture_stderr_begin();
     rc = gcm_arena_rewind(a, &inner);
     out = capture_end();
     assert_int_equal(rc, EINVAL);
@@ -677,7 +642,7 @@ static void test_misuse(void **state)
     /* ... even after the arena has grown back past where it was. */
     for (int i = 0; i < 40; i++)
         gcm_arena_alloc(a, 100);
-    capture_begin();
+    capture_stderr_begin();
     rc = gcm_arena_rewind(a, &inner);
     out = capture_end();
     assert_int_equal(rc, EINVAL);
@@ -688,7 +653,7 @@ static void test_misuse(void **state)
     gcm_arena_reset(a);
     for (int i = 0; i < 40; i++)
         gcm_arena_alloc(a, 100);
-    capture_begin();
+    capture_stderr_begin();
     rc = gcm_arena_rewind(a, &ma);
     out = capture_end();
     assert_int_equal(rc, EINVAL);
@@ -705,7 +670,7 @@ static void test_misuse(void **state)
         assert_int_equal(gcm_arena_rewind(a, &lv[i]), 0);
     for (int i = 0; i < 100; i++)
         gcm_arena_alloc(a, 16);
-    capture_begin();
+    capture_stderr_begin();
     for (int i = 1; i < 12; i++)
         assert_int_equal(gcm_arena_rewind(a, &lv[i]), EINVAL);
     out = capture_end();
@@ -727,7 +692,7 @@ static void test_misuse(void **state)
     }
     for (int i = 0; i < 100; i++)
         gcm_arena_alloc(a, 16);
-    capture_begin();
+    capture_stderr_begin();
     for (int i = 4; i < 12; i++)
         assert_int_equal(gcm_arena_rewind(a, &in[i]), EINVAL);
     out = capture_end();
@@ -735,7 +700,7 @@ static void test_misuse(void **state)
     assert_int_equal(gcm_arena_rewind(a, &step[11]), 0);
 
     /* A cleanup registered twice. */
-    capture_begin();
+    capture_stderr_begin();
     assert_int_equal(gcm_arena_add_cleanup(a, log_cleanup, (void *)'q'), 0);
     assert_int_equal(gcm_arena_add_cleanup(a, log_cleanup, (void *)'q'), EEXIST);
     assert_int_equal(gcm_arena_add_cleanup(a, log_cleanup, (void *)'p'), 0);
@@ -754,7 +719,7 @@ static void test_misuse(void **state)
         a = new_arena(4 * KiB, 0);
         b = new_arena(4 * KiB, 0);
         gcm_arena_mark(b, &mb);
-        capture_begin();
+        capture_stderr_begin();
         rc = gcm_arena_rewind(a, &mb);
         out = capture_end();
         assert_int_equal(rc, EINVAL);

@@ -24,43 +24,7 @@
 
 #include "internal.h"
 
-/* --- capturing the diagnostics sink (fd 2) ----------------------------------- */
-
-static int saved_fd = -1, pipe_rd = -1;
-
-static void capture_begin(void)
-{
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    fflush(stderr);
-    saved_fd = dup(2);
-    dup2(p[1], 2);
-    close(p[1]);
-    pipe_rd = p[0];
-}
-
-/* Returns what was written to fd 2 since capture_begin (NUL-terminated). */
-static char *capture_end(void)
-{
-    static char buf[16384];
-    dup2(saved_fd, 2);
-    close(saved_fd);
-    size_t len = 0;
-    ssize_t n;
-    while ((n = read(pipe_rd, buf + len, sizeof buf - 1 - len)) > 0)
-        len += (size_t)n;
-    close(pipe_rd);
-    buf[len] = '\0';
-    return buf;
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
+#include "diag_capture.h"
 
 /* --- synthetic rows, one per value class ---------------------------------- */
 
@@ -389,7 +353,7 @@ static void test_env_good_and_bad(void **state)
     (void)state;
     setenv("GCMALLOC_VERBOSE", "on", 1);
     unsetenv("GCMALLOC_LOG");
-    capture_begin();
+    capture_stderr_begin();
     gcm__options_reload();
     char *out = capture_end();
     assert_string_equal(out, "");
@@ -399,7 +363,7 @@ static void test_env_good_and_bad(void **state)
     assert_int_equal(gcm__opt_int(GCM_OPT_LOG), GCM_OUTPUT_STDERR);
 
     setenv("GCMALLOC_VERBOSE", "maybe", 1);
-    capture_begin();
+    capture_stderr_begin();
     gcm__options_reload();
     out = capture_end();
     /* exactly one line: the variable, the value, why, and the default */
@@ -427,7 +391,7 @@ static void test_env_good_and_bad(void **state)
 static void test_verbose_listing(void **state)
 {
     (void)state;
-    capture_begin();
+    capture_stderr_begin();
     gcm__options_print();
     char *out = capture_end();
     assert_int_equal(count_lines(out), 1 + GCM_OPT__COUNT);
@@ -456,7 +420,7 @@ static void test_bad_values_never_crash(void **state)
             assert_true(pid >= 0);
             if (pid == 0) {
                 setenv(d->name, values[k], 1);
-                capture_begin();
+                capture_stderr_begin();
                 gcm__options_reload();
                 char *out = capture_end();
                 int64_t v;
