@@ -728,6 +728,28 @@ GCM_HIDDEN void gcm__prof_dealloc(void *p);
  * `need`, doubling from 64.  false when memory is short or the size would
  * overflow; *p and *cap are then unchanged. */
 GCM_HIDDEN bool gcm__prof_grow(void **p, size_t *cap, size_t need, size_t elem);
+
+/* prof_index.c: the profile writers' hash indexes (open addressing, at
+ * most half full, memory from gcm__prof_alloc). */
+typedef struct gcm__u64map {
+    uint64_t *k, *v;
+    size_t cap, n;
+} gcm__u64map;
+/* true when key (non-zero) is present; its value in *val. */
+GCM_HIDDEN bool gcm__u64map_get(const gcm__u64map *m, uint64_t key, uint64_t *val);
+/* Adds key (non-zero, not present) with val; false when memory is short. */
+GCM_HIDDEN bool gcm__u64map_put(gcm__u64map *m, uint64_t key, uint64_t val);
+GCM_HIDDEN void gcm__u64map_free(gcm__u64map *m);
+/* The hash of entry i of the caller's array (its low bits pick the slot). */
+typedef uint64_t (*gcm__index_hash)(const void *ctx, size_t i);
+/* Makes room in *tab (*cap slots, each an entry number + 1, 0 = empty) for
+ * one more entry after entries 0..n-1, rebuilding at twice the capacity
+ * (min_cap the first time, a power of two) with hash.  The caller probes
+ * from hash & (*cap - 1) and compares entries itself.  false when memory
+ * is short; *tab and *cap are then unchanged. */
+GCM_HIDDEN bool gcm__index_reserve(uint32_t **tab, size_t *cap, size_t n,
+                                   size_t min_cap, gcm__index_hash hash,
+                                   const void *ctx);
 /* Memory that lives as long as the process (buckets, names): carved from
  * mapped chunks, counted as non-GC memory. */
 GCM_HIDDEN void *gcm__prof_perm_alloc(size_t n);

@@ -236,86 +236,6 @@ static int gz_close(gz *g)
     return g->err;
 }
 
-/* --- hash maps for the builder ----------------------------------------------------------- */
-
-/* uint64 key (non-zero) -> uint32 value, open addressing. */
-typedef struct u64map {
-    uint64_t *k;
-    uint32_t *v;
-    size_t cap, n;
-} u64map;
-
-static size_t hash64(uint64_t x, size_t cap)
-{
-    x *= 0x9E3779B97F4A7C15ULL;
-    return (size_t)(x ^ (x >> 31)) & (cap - 1);
-}
-
-static bool map_grow(u64map *m)
-{
-    size_t cap = m->cap ? m->cap * 2 : 256;
-    uint64_t *k = gcm__prof_alloc(cap * sizeof *k);
-    uint32_t *v = gcm__prof_alloc(cap * sizeof *v);
-    if (k == NULL || v == NULL) {
-        gcm__prof_dealloc(k);
-        gcm__prof_dealloc(v);
-        return false;
-    }
-    memset(k, 0, cap * sizeof *k);
-    for (size_t i = 0; i < m->cap; i++) {
-        if (m->k[i] == 0)
-            continue;
-        size_t j = hash64(m->k[i], cap);
-        while (k[j] != 0)
-            j = (j + 1) & (cap - 1);
-        k[j] = m->k[i];
-        v[j] = m->v[i];
-    }
-    gcm__prof_dealloc(m->k);
-    gcm__prof_dealloc(m->v);
-    m->k = k;
-    m->v = v;
-    m->cap = cap;
-    return true;
-}
-
-/* Finds key; if absent and insert, adds it with *val.  Returns true when
- * the key was present (its value in *val). */
-static bool map_find(u64map *m, uint64_t key, uint32_t *val, bool insert,
-                     bool *oom)
-{
-    if (m->cap != 0) {
-        for (size_t i = hash64(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
-            if (m->k[i] == key) {
-                *val = m->v[i];
-                return true;
-            }
-            if (m->k[i] == 0)
-                break;
-        }
-    }
-    if (!insert)
-        return false;
-    if ((m->n + 1) * 2 > m->cap && !map_grow(m)) {
-        *oom = true;
-        return false;
-    }
-    size_t i = hash64(key, m->cap);
-    while (m->k[i] != 0)
-        i = (i + 1) & (m->cap - 1);
-    m->k[i] = key;
-    m->v[i] = *val;
-    m->n++;
-    return false;
-}
-
-static void map_free(u64map *m)
-{
-    gcm__prof_dealloc(m->k);
-    gcm__prof_dealloc(m->v);
-    memset(m, 0, sizeof *m);
-}
-
 /* --- the builder ----------------------------------------------------------------------- */
 
 typedef struct pline {
@@ -354,7 +274,7 @@ typedef struct builder {
     size_t nline, capline;
     pfunc *fn;
     size_t nfn, capfn;
-    u64map locmap, fnmap;
+    gcm__u64map locmap, fnmap;
     gcm__mapping *maps;
     pmap *mflags;
     int nmaps;
@@ -368,23 +288,10 @@ static uint64_t hash_bytes(const char *s, size_t n)
     return h;
 }
 
-static bool sht_grow(builder *B)
+static uint64_t str_hash(const void *ctx, size_t i)
 {
-    size_t cap = B->shtcap ? B->shtcap * 2 : 1024;
-    uint32_t *t = gcm__prof_alloc(cap * sizeof *t);
-    if (t == NULL)
-        return false;
-    memset(t, 0, cap * sizeof *t);
-    for (size_t i = 0; i < B->nstr; i++) {
-        size_t j = (size_t)hash_bytes(B->str[i].s, B->str[i].len) & (cap - 1);
-        while (t[j] != 0)
-            j = (j + 1) & (cap - 1);
-        t[j] = (uint32_t)i + 1;
-    }
-    gcm__prof_dealloc(B->sht);
-    B->sht = t;
-    B->shtcap = cap;
-    return true;
+    const builder *B = ctx;
+    return hash_bytes(B->str[i].s, B->str[i].len);
 }
 
 /* The string table index of s (NULL and "" are 0). */
@@ -395,7 +302,7 @@ static int64_t str_id(builder *B, const char *s)
     if (s == NULL)
         s = "";
     size_t n = strlen(s);
-    if ((B->nstr + 1) * 2 > B->shtcap && !sht_grow(B)) {
+    if (!gcm__index_reserve(&B->sht, &B->shtcap, B->nstr, 1024, str_hash, B)) {
         B->oom = true;
         return 0;
     }
@@ -419,17 +326,19 @@ static uint32_t func_id(builder *B, const char *name, const char *file)
 {
     int64_t n = str_id(B, name), f = str_id(B, file);
     uint64_t key = ((uint64_t)n << 32 | (uint64_t)f) + 1;
-    uint32_t id = (uint32_t)B->nfn + 1;
-    if (map_find(&B->fnmap, key, &id, true, &B->oom))
-        return id;
-    if (B->oom || !gcm__prof_grow((void **)&B->fn, &B->capfn, B->nfn + 1, sizeof *B->fn)) {
+    uint64_t id;
+    if (gcm__u64map_get(&B->fnmap, key, &id))
+        return (uint32_t)id;
+    id = B->nfn + 1;
+    if (B->oom || !gcm__u64map_put(&B->fnmap, key, id) ||
+        !gcm__prof_grow((void **)&B->fn, &B->capfn, B->nfn + 1, sizeof *B->fn)) {
         B->oom = true;
         return 0;
     }
     B->fn[B->nfn].name = n;
     B->fn[B->nfn].file = f;
     B->nfn++;
-    return id;
+    return (uint32_t)id;
 }
 
 static uint32_t mapping_of(const builder *B, uintptr_t addr)
@@ -445,10 +354,12 @@ static uint32_t mapping_of(const builder *B, uintptr_t addr)
 /* The location id of return address pc, symbolized on first sight. */
 static uint32_t loc_id(builder *B, uintptr_t pc)
 {
-    uint32_t id = (uint32_t)B->nloc + 1;
-    if (map_find(&B->locmap, (uint64_t)pc, &id, true, &B->oom))
-        return id;
-    if (B->oom || !gcm__prof_grow((void **)&B->loc, &B->caploc, B->nloc + 1, sizeof *B->loc)) {
+    uint64_t id;
+    if (gcm__u64map_get(&B->locmap, (uint64_t)pc, &id))
+        return (uint32_t)id;
+    id = B->nloc + 1;
+    if (B->oom || !gcm__u64map_put(&B->locmap, (uint64_t)pc, id) ||
+        !gcm__prof_grow((void **)&B->loc, &B->caploc, B->nloc + 1, sizeof *B->loc)) {
         B->oom = true;
         return 0;
     }
@@ -484,7 +395,7 @@ static uint32_t loc_id(builder *B, uintptr_t pc)
         m->all_file &= file;
         m->all_line &= line;
     }
-    return id;
+    return (uint32_t)id;
 }
 
 static void builder_free(builder *B)
@@ -496,8 +407,8 @@ static void builder_free(builder *B)
     gcm__prof_dealloc(B->fn);
     gcm__prof_dealloc(B->maps);
     gcm__prof_dealloc(B->mflags);
-    map_free(&B->locmap);
-    map_free(&B->fnmap);
+    gcm__u64map_free(&B->locmap);
+    gcm__u64map_free(&B->fnmap);
 }
 
 /* --- writing ------------------------------------------------------------------------------ */

@@ -31,16 +31,10 @@ typedef struct node {
     size_t stamp;        /* last sample that counted it in cum (+1) */
 } node;
 
-typedef struct pcnodes {
-    uintptr_t pc;
-    uint32_t first, n;   /* into idx[] */
-} pcnodes;
-
 typedef struct report {
     node *nodes;
     size_t nnodes, capnodes;
-    pcnodes *pcs;        /* open addressing on pc */
-    size_t cappcs, npcs;
+    gcm__u64map pcs;     /* pc -> its nodes: idx[first..] << 32 | count */
     uint32_t *idx;
     size_t nidx, capidx;
     uint32_t *nht;       /* node indices + 1, open addressing */
@@ -70,25 +64,10 @@ static uint64_t node_hash(const char *function, const char *file, int line,
     return (h ^ (uint64_t)(unsigned)line) * 0x9E3779B97F4A7C15ULL;
 }
 
-static bool nht_grow(report *R)
+static uint64_t node_hash_at(const void *ctx, size_t i)
 {
-    size_t cap = R->capnht ? R->capnht * 2 : 256;
-    uint32_t *t = gcm__prof_alloc(cap * sizeof *t);
-    if (t == NULL)
-        return false;
-    memset(t, 0, cap * sizeof *t);
-    for (size_t i = 0; i < R->nnodes; i++) {
-        const node *n = &R->nodes[i];
-        size_t j = (size_t)(node_hash(n->function, n->file, n->line, n->pc) >> 20) &
-                   (cap - 1);
-        while (t[j] != 0)
-            j = (j + 1) & (cap - 1);
-        t[j] = (uint32_t)i + 1;
-    }
-    gcm__prof_dealloc(R->nht);
-    R->nht = t;
-    R->capnht = cap;
-    return true;
+    const node *n = &((const report *)ctx)->nodes[i];
+    return node_hash(n->function, n->file, n->line, n->pc) >> 20;
 }
 
 /* The node of a frame (or, unresolved, of the address). */
@@ -97,7 +76,7 @@ static uint32_t node_of(report *R, const gcm__sym_frame *f, uintptr_t pc)
     const char *fn = f != NULL ? f->function : NULL;
     const char *file = f != NULL ? f->file : NULL;
     int ln = f != NULL ? f->line : 0;
-    if ((R->nnodes + 1) * 2 > R->capnht && !nht_grow(R)) {
+    if (!gcm__index_reserve(&R->nht, &R->capnht, R->nnodes, 256, node_hash_at, R)) {
         R->oom = true;
         return UINT32_MAX;
     }
@@ -125,57 +104,34 @@ static uint32_t node_of(report *R, const gcm__sym_frame *f, uintptr_t pc)
     return (uint32_t)R->nnodes++;
 }
 
-static bool pcs_grow(report *R)
+/* The nodes of return address pc, innermost first, symbolized once:
+ * R->idx[*first .. *first + count).  Returns count, 0 when out of memory. */
+static uint32_t nodes_of_pc(report *R, uintptr_t pc, uint32_t *first)
 {
-    size_t cap = R->cappcs ? R->cappcs * 2 : 256;
-    pcnodes *t = gcm__prof_alloc(cap * sizeof *t);
-    if (t == NULL)
-        return false;
-    memset(t, 0, cap * sizeof *t);
-    for (size_t i = 0; i < R->cappcs; i++) {
-        if (R->pcs[i].pc == 0)
-            continue;
-        size_t j = (size_t)((R->pcs[i].pc >> 2) * 0x9E3779B97F4A7C15ULL >> 40) & (cap - 1);
-        while (t[j].pc != 0)
-            j = (j + 1) & (cap - 1);
-        t[j] = R->pcs[i];
+    uint64_t v;
+    if (gcm__u64map_get(&R->pcs, (uint64_t)pc, &v)) {
+        *first = (uint32_t)(v >> 32);
+        return (uint32_t)v;
     }
-    gcm__prof_dealloc(R->pcs);
-    R->pcs = t;
-    R->cappcs = cap;
-    return true;
-}
-
-/* The nodes of return address pc, innermost first, symbolized once. */
-static const pcnodes *nodes_of_pc(report *R, uintptr_t pc)
-{
-    if ((R->npcs + 1) * 2 > R->cappcs && !pcs_grow(R)) {
-        R->oom = true;
-        return NULL;
-    }
-    size_t j = (size_t)((pc >> 2) * 0x9E3779B97F4A7C15ULL >> 40) & (R->cappcs - 1);
-    for (; R->pcs[j].pc != 0; j = (j + 1) & (R->cappcs - 1))
-        if (R->pcs[j].pc == pc)
-            return &R->pcs[j];
     gcm__sym_frame fr[MAX_INLINE];
     int n = gcm__sym_resolve(pc - 1, fr, MAX_INLINE);
     int want = n > 0 ? n : 1;
     if (!gcm__prof_grow((void **)&R->idx, &R->capidx, R->nidx + (size_t)want, sizeof *R->idx)) {
         R->oom = true;
-        return NULL;
+        return 0;
     }
-    pcnodes *e = &R->pcs[j];
-    e->first = (uint32_t)R->nidx;
+    *first = (uint32_t)R->nidx;
     for (int i = 0; i < want; i++) {
         uint32_t k = node_of(R, n > 0 && fr[i].function != NULL ? &fr[i] : NULL, pc);
         if (k == UINT32_MAX)
-            return NULL;
+            return 0;
         R->idx[R->nidx++] = k;
     }
-    e->n = (uint32_t)want;
-    e->pc = pc;
-    R->npcs++;
-    return e;
+    if (!gcm__u64map_put(&R->pcs, (uint64_t)pc, (uint64_t)*first << 32 | (uint32_t)want)) {
+        R->oom = true;
+        return 0;
+    }
+    return (uint32_t)want;
 }
 
 static void pct(char *out, size_t cap, uint64_t v, uint64_t total)
@@ -283,11 +239,9 @@ int gcm__prof_report(int fd, const gcm__prof_snap *s, int top)
         total[1] += v[1];
         int skip = gcm__sym_api_frames(b->pcs, b->depth);
         for (int d = skip; d < b->depth && !R.oom; d++) {
-            const pcnodes *pn = nodes_of_pc(&R, b->pcs[d]);
-            if (pn == NULL)
-                break;
-            for (uint32_t k = 0; k < pn->n; k++) {
-                node *n = &R.nodes[R.idx[pn->first + k]];
+            uint32_t first, count = nodes_of_pc(&R, b->pcs[d], &first);
+            for (uint32_t k = 0; k < count; k++) {
+                node *n = &R.nodes[R.idx[first + k]];
                 if (d == skip && k == 0) {
                     n->flat[0] += v[0];
                     n->flat[1] += v[1];
@@ -328,7 +282,7 @@ int gcm__prof_report(int fd, const gcm__prof_snap *s, int top)
         rc = table(fd, &R, 1, top, "Allocated since start (alloc_space):",
                    total[1]);
     gcm__prof_dealloc(R.nodes);
-    gcm__prof_dealloc(R.pcs);
+    gcm__u64map_free(&R.pcs);
     gcm__prof_dealloc(R.idx);
     gcm__prof_dealloc(R.nht);
     return rc;
