@@ -88,6 +88,22 @@ static inline gcm__ptrset *large_set(const void *b)
     return &large[(a ^ (a >> 4) ^ (a >> 8)) % LARGE_STRIPES];
 }
 
+/* fork(): make_mu is held while a class's pool is made (which takes the
+ * pool registry's lock), so init.c takes it before the pools' inner locks;
+ * the stripes are leaves (nothing is taken under them but mimalloc). */
+void gcm__buf_fork(int phase)
+{
+    if (phase == GCM_FORK_PREPARE) {
+        gcm__lock_acquire(&make_mu);
+        for (int i = 0; i < LARGE_STRIPES; i++)
+            gcm__lock_acquire(&large[i].mu);
+    } else {
+        for (int i = LARGE_STRIPES - 1; i >= 0; i--)
+            gcm__lock_release(&large[i].mu);
+        gcm__lock_release(&make_mu);
+    }
+}
+
 static GCM_NOINLINE void *large_get(size_t n, const void *caller)
 {
     if (n > (size_t)PTRDIFF_MAX) {

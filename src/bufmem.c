@@ -377,6 +377,22 @@ bool gcm__bufmem_mark(void *b, bool cached)
 uint64_t gcm__bufmem_bytes(void) { return GCM_LOAD(&mapped_bytes); }
 
 /* A spare chunk that stayed unused for a whole cycle is unmapped. */
+/* fork(): the class locks and the map's are leaves (under them only
+ * list moves and, for the map, mmap), taken after everything that may be
+ * held when they are. */
+void gcm__bufmem_fork(int phase)
+{
+    if (phase == GCM_FORK_PREPARE) {
+        for (size_t c = 0; c < GCM_ARRAY_LEN(classes); c++)
+            gcm__lock_acquire(&classes[c].mu);
+        gcm__lock_acquire(&map_mu);
+    } else {
+        gcm__lock_release(&map_mu);
+        for (size_t c = GCM_ARRAY_LEN(classes); c-- > 0;)
+            gcm__lock_release(&classes[c].mu);
+    }
+}
+
 static void on_cycle(const gcm__cycle *cy, void *arg)
 {
     (void)cy;

@@ -28,7 +28,13 @@ static GCM_TLS bool initializing_here;
  *
  *   profile dumps     (a dump snapshots the profiler's tables)
  *   the cycle lock    (a collection runs inside it)
+ *   the pools' rotation lock (the rotation is a cycle hook, and calls
+ *                     drop_fn and the backends, which may take the rest)
+ *   buffers' class-pool creation, then the large-buffer sets
+ *   the pool registry and every pool's local locks and object sets
+ *   buffer memory's class and map locks (leaves)
  *   the chunk cache   (trimmed by a cycle hook)
+ *   the join cells    (allocated from the collector under their lock)
  *   bdwgc's own lock  (taken by a collection; reclaim hooks run inside it)
  *   the profiler's tables, the preload library's tables
  *   statistics, the thread registry (innermost: taken under all the rest)
@@ -46,7 +52,12 @@ static void fork_each(int phase)
     if (phase == GCM_FORK_PREPARE) {
         gcm__prof_dump_fork(phase);
         gcm__gc_fork_outer(phase);
+        gcm__pool_fork_outer(phase);
+        gcm__buf_fork(phase);
+        gcm__pool_fork_inner(phase);
+        gcm__bufmem_fork(phase);
         gcm__chunk_fork(phase);
+        gcm__thread_join_fork(phase);
         gcm__gc_fork_inner(phase);
         gcm__prof_fork(phase);
         if (preload != NULL)
@@ -60,7 +71,12 @@ static void fork_each(int phase)
             preload(phase);
         gcm__prof_fork(phase);
         gcm__gc_fork_inner(phase);
+        gcm__thread_join_fork(phase);
         gcm__chunk_fork(phase);
+        gcm__bufmem_fork(phase);
+        gcm__pool_fork_inner(phase);
+        gcm__buf_fork(phase);
+        gcm__pool_fork_outer(phase);
         gcm__gc_fork_outer(phase);
         gcm__prof_dump_fork(phase);
         gcm__pprof_http_fork(phase);

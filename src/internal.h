@@ -1128,6 +1128,11 @@ enum { GCM_FORK_PREPARE, GCM_FORK_PARENT, GCM_FORK_CHILD };
 GCM_HIDDEN void gcm__gc_fork_outer(int phase);  /* the cycle lock        */
 GCM_HIDDEN void gcm__gc_fork_inner(int phase);  /* bdwgc's own           */
 GCM_HIDDEN void gcm__chunk_fork(int phase);
+GCM_HIDDEN void gcm__pool_fork_outer(int phase); /* the rotation's lock */
+GCM_HIDDEN void gcm__pool_fork_inner(int phase); /* registry and locals */
+GCM_HIDDEN void gcm__buf_fork(int phase);
+GCM_HIDDEN void gcm__bufmem_fork(int phase);
+GCM_HIDDEN void gcm__thread_join_fork(int phase);
 GCM_HIDDEN void gcm__prof_fork(int phase);
 GCM_HIDDEN void gcm__prof_dump_fork(int phase);
 GCM_HIDDEN void gcm__stats_fork(int phase);

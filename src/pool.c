@@ -1210,15 +1210,16 @@ static void on_cycle(const gcm__cycle *c, void *arg)
 
 /* --- threads that exit ------------------------------------------------------------ */
 
-/* Hands the exiting thread's private slot and shared list to its local's
- * victim cache (other threads still find them there; the next cycle
- * releases them) and frees its slot. */
-static void on_thread_exit(gcm__tls *t)
+/* Hands slot s's private slot and shared lists to their locals' victim
+ * caches (other threads still find them there; the next cycle releases
+ * them) and frees the slot.  Called with P.mu held, by the thread that
+ * owned the slot as it exits, or in a forked child for the threads that
+ * did not come along: either way no owner is in a busy window any more
+ * (in the child a dead owner may have been stopped inside one; its
+ * private object is then either still in the slot, and kept, or in its
+ * registers, and lost to the child; never both). */
+static void retire_slot_locked(uint32_t s)
 {
-    if (t->pool_slot == 0)
-        return;
-    uint32_t s = t->pool_slot - 1;
-    gcm__lock_acquire(&P.mu);
     uint64_t gen = P.gen + 1;
     for (gcm_pool *p = P.head; p != NULL; p = p->next) {
         larr *a = p->locals;
@@ -1226,8 +1227,6 @@ static void on_thread_exit(gcm__tls *t)
         if (p->dying || l == NULL)
             continue;
         gcm__lock_acquire(&l->lock);
-        /* This thread owns the private slot and is not in a busy window;
-         * the rotation is excluded by P.mu. */
         void *x = GCM_LOAD(&l->private);
         if (x != NULL && ring_push_back(&l->victim, x))
             GCM_STORE(&l->private, NULL);
@@ -1243,7 +1242,83 @@ static void on_thread_exit(gcm__tls *t)
             __atomic_store_n(&p->victim_gen, gen, __ATOMIC_RELEASE);
     }
     P.slot_tls[s] = NULL;
+}
+
+static void on_thread_exit(gcm__tls *t)
+{
+    if (t->pool_slot == 0)
+        return;
+    gcm__lock_acquire(&P.mu);
+    /* The rotation is excluded by P.mu. */
+    retire_slot_locked(t->pool_slot - 1);
     t->pool_slot = 0;
+    gcm__lock_release(&P.mu);
+}
+
+/* --- fork -------------------------------------------------------------------------- */
+
+/* A child would inherit a pool lock some other thread held at the fork
+ * held for good, and its next Get, Put or collection would spin forever.
+ * init.c takes the pools' locks in two steps of its one order:
+ *   outer: rot_mu, right after the collector's cycle mutex — a rotation
+ *          runs in a cycle hook and calls drop_fn and the backends with
+ *          rot_mu held, and they may take almost any lock;
+ *   inner: P.mu, every local's lock and every debug pool's object set,
+ *          after buf.c's make_mu (held while a size class's pool is made).
+ * Nothing is allocated and no other lock is taken under the local locks
+ * but mimalloc's own, so the inner step may come before the chunk cache
+ * and the collector.  With rot_mu and P.mu held no rotation is half done,
+ * so `pool_rotating` is 0 in the child. */
+void gcm__pool_fork_outer(int phase)
+{
+    if (phase == GCM_FORK_PREPARE)
+        gcm__lock_acquire(&P.rot_mu);
+    else
+        gcm__lock_release(&P.rot_mu);
+}
+
+/* Every lock of every registered pool (dying ones too: their locals live
+ * until they are unlinked, under P.mu). */
+static void pool_locks(bool take)
+{
+    for (gcm_pool *p = P.head; p != NULL; p = p->next) {
+        larr *a = p->locals;
+        for (uint32_t i = 0; i < a->cap; i++) {
+            plocal *l = a->l[i];
+            if (l == NULL)
+                continue;
+            if (take)
+                gcm__lock_acquire(&l->lock);
+            else
+                gcm__lock_release(&l->lock);
+        }
+        if (p->debug && !p->gc) {
+            if (take)
+                gcm__lock_acquire(&p->objs.mu);
+            else
+                gcm__lock_release(&p->objs.mu);
+        }
+    }
+}
+
+void gcm__pool_fork_inner(int phase)
+{
+    if (phase == GCM_FORK_PREPARE) {
+        gcm__lock_acquire(&P.mu);
+        pool_locks(true);
+        return;
+    }
+    pool_locks(false);
+    if (phase == GCM_FORK_CHILD) {
+        /* The other threads' slots: their owners do not exist here.  Left
+         * taken, a rotation would wait for a busy flag that may never
+         * clear, and their cached objects would be out of everyone's reach
+         * but the next cycle's. */
+        uint32_t self = gcm__tls_self.pool_slot;
+        for (uint32_t s = 0; s < P.nslots; s++)
+            if (P.slot_tls[s] != NULL && s + 1 != self)
+                retire_slot_locked(s);
+    }
     gcm__lock_release(&P.mu);
 }
 

@@ -113,6 +113,20 @@ static int joined(pthread_t th, int rc)
     return rc;
 }
 
+/* fork(): under mu a cell is allocated from (or returned to) the
+ * collector, so init.c takes mu before bdwgc's lock.  The child's cells
+ * for threads that did not come along are kept: nothing joins them, and
+ * they are a few words each. */
+void gcm__thread_join_fork(int phase)
+{
+    if (phase == GCM_FORK_PREPARE)
+        pthread_mutex_lock(&mu);
+    else if (phase == GCM_FORK_PARENT)
+        pthread_mutex_unlock(&mu);
+    else
+        pthread_mutex_init(&mu, NULL);
+}
+
 API int pthread_join(pthread_t th, void **value)
 {
     return joined(th, ((int (*)(pthread_t, void **))next(F_JOIN))(th, value));
