@@ -562,6 +562,9 @@ GCM_HIDDEN void *gcm__next_symbol(void **slot, const char *name);
  * those signals over.  Called by gcm__gc_init once GC_init has installed
  * bdwgc's handlers. */
 GCM_HIDDEN void gcm__signals_init(void);
+/* Unblocks the two signals in the calling thread's mask, with the C
+ * library's call; done by every registration with the collector. */
+GCM_HIDDEN void gcm__signals_unblock_self(void);
 
 /* Relaxed atomic helpers for counters. */
 #define GCM_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)

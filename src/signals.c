@@ -42,9 +42,16 @@
  * for good in the preload library's fast mode, which never starts it —
  * every call passes through untouched.
  *
- * Not covered: raw rt_sigprocmask/rt_sigaction system calls, the obsolete
- * sigset/sigblock/bsd_signal family, and masks restored from a ucontext
- * whose uc_sigmask the program filled itself (setcontext, swapcontext).
+ * A mask set where no interposer sees it — before the collector started
+ * (and inherited by the threads created since), by a raw system call, or
+ * in a program that dlopen'ed gcmalloc — is corrected when the thread
+ * registers with the collector (gcm__signals_unblock_self): the
+ * collector's start, each thread's start, gcm_thread_register.
+ *
+ * Not covered: a raw rt_sigprocmask/rt_sigaction system call made after
+ * the thread registered, the obsolete sigset/sigblock/bsd_signal family,
+ * and masks restored from a ucontext whose uc_sigmask the program filled
+ * itself (setcontext, swapcontext).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -235,8 +242,22 @@ static bool refuse(const char *call, int sig, uintptr_t caller)
     return true;
 }
 
+/* Resetting one of the two to SIG_DFL is what a child does between fork and
+ * exec to every signal (libuv's uv_spawn, hence node's child_process and
+ * cmake; git's run-command): succeed without touching the collector's
+ * handler — execve resets it anyway — and say nothing.  libuv treats a
+ * failure there as fatal and the spawn fails with EINVAL. */
+static bool reset_to_default(int sig, sighandler_t handler, uintptr_t caller)
+{
+    return handler == SIG_DFL && engaged(caller) && (sig == sig_suspend || sig == sig_restart);
+}
+
 API int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
+    if (act != NULL && !(act->sa_flags & SA_SIGINFO) &&
+        reset_to_default(sig, act->sa_handler, CALLER()))
+        return REAL(F_SIGACTION, int (*)(int, const struct sigaction *, struct sigaction *))(
+            sig, NULL, old);
     if (act != NULL && refuse("sigaction", sig, CALLER()))
         return -1;
     return REAL(F_SIGACTION, int (*)(int, const struct sigaction *, struct sigaction *))(
@@ -245,6 +266,13 @@ API int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 
 API sighandler_t signal(int sig, sighandler_t handler)
 {
+    if (reset_to_default(sig, handler, CALLER())) {
+        struct sigaction cur;
+        if (REAL(F_SIGACTION, int (*)(int, const struct sigaction *, struct sigaction *))(
+                sig, NULL, &cur) != 0)
+            return SIG_ERR;
+        return cur.sa_handler;
+    }
     if (refuse("signal", sig, CALLER()))
         return SIG_ERR;
     return REAL(F_SIGNAL, sighandler_t (*)(int, sighandler_t))(sig, handler);
@@ -261,4 +289,24 @@ void gcm__signals_init(void)
     sig_restart = GC_get_thr_restart_signal();
     if (sig_suspend > 0 && sig_restart > 0)
         __atomic_store_n(&active, true, __ATOMIC_RELEASE);
+    gcm__signals_unblock_self();
+}
+
+/* A thread's mask may block the two signals without any call of ours
+ * seeing it: it was set before the collector started (inherited by every
+ * thread created since), by a raw system call, or in a program that
+ * dlopen'ed gcmalloc, whose interposers its calls never reach.  Such a
+ * thread, once registered, would hang the next collection until bdwgc
+ * aborts; so every registration ends here and unblocks them, which is
+ * what the interposers would have done to the mask. */
+void gcm__signals_unblock_self(void)
+{
+    int a = GC_get_suspend_signal(), b = GC_get_thr_restart_signal();
+    if (a <= 0 || b <= 0)
+        return;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, a);
+    sigaddset(&set, b);
+    REAL(F_PTHREAD_SIGMASK, int (*)(int, const sigset_t *, sigset_t *))(SIG_UNBLOCK, &set, NULL);
 }

@@ -232,6 +232,7 @@ void gcm__thread_gc_register(gcm__tls *t)
     t->flags |= GCM_T_GC_REGISTERED;
     if (rc == GC_SUCCESS)
         t->flags |= GCM_T_GC_OURS;
+    gcm__signals_unblock_self();
     gcm__thread_attach(t);
 }
 
@@ -280,6 +281,8 @@ static void *trampoline(void *p)
         t->flags |= GCM_T_GC_REGISTERED;
         if (rc == GC_SUCCESS)
             t->flags |= GCM_T_GC_OURS;
+        /* The creator's mask may have been set where no interposer saw it. */
+        gcm__signals_unblock_self();
     }
     t->flags |= GCM_T_STARTED;
     gcm__thread_attach(t);

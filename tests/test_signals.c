@@ -17,13 +17,16 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <string.h>
+#include <dlfcn.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -288,8 +291,18 @@ static void test_dispositions_refused(void **state)
     assert_int_equal(sigaction(SIGPWR, &sa, &cur), -1);
     assert_int_equal(errno, EINVAL);
     errno = 0;
-    assert_true(signal(SIGPWR, SIG_DFL) == SIG_ERR);
+    assert_true(signal(SIGPWR, SIG_IGN) == SIG_ERR);
     assert_int_equal(errno, EINVAL);
+    /* Back to the default is what a child does to every signal between
+     * fork and exec (libuv's spawn treats a failure as fatal): it succeeds,
+     * and the collector's handler stays (exec resets it anyway). */
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&dfl.sa_mask);
+    assert_int_equal(sigaction(SIGPWR, &dfl, &cur), 0);
+    assert_true(cur.sa_handler != SIG_DFL && cur.sa_handler != SIG_IGN);
+    assert_int_equal(sigaction(SIGXCPU, &dfl, NULL), 0);
+    sighandler_t was = signal(SIGXCPU, SIG_DFL);
+    assert_true(was != SIG_ERR && was != SIG_DFL);
     /* Queries are answered: bdwgc's handlers are in place. */
     assert_int_equal(sigaction(SIGPWR, NULL, &cur), 0);
     assert_true(cur.sa_handler != SIG_DFL && cur.sa_handler != SIG_IGN);
@@ -304,6 +317,69 @@ static void test_dispositions_refused(void **state)
     assert_true(cycles() > before);
 }
 
+/* --- masks no interposer saw -------------------------------------------------------- */
+
+/* A thread the C library made (as in a program that dlopen'ed gcmalloc
+ * after making its threads) blocks everything with the raw system call
+ * (as if before the collector started), then registers with the
+ * collector: registration must leave the collector's two signals
+ * deliverable, and only those, or the next collection would hang until
+ * bdwgc aborted the process. */
+static int unseen_pipe[2];
+static int unseen_state; /* 1 blocked, 2 registered and unblocked, -1 failed */
+static struct node *unseen_list;
+
+static void *unseen_blocker(void *arg)
+{
+    (void)arg;
+    sigset_t all, cur;
+    full_set(&all);
+    syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, NULL, (size_t)_NSIG / 8);
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    int blocked = sigismember(&cur, SIGPWR) == 1 && sigismember(&cur, SIGXCPU) == 1;
+    gcm_thread_register();
+    pthread_sigmask(SIG_BLOCK, NULL, &cur);
+    int unblocked = sigismember(&cur, SIGPWR) == 0 && sigismember(&cur, SIGXCPU) == 0 &&
+                    sigismember(&cur, SIGUSR1) == 1 && sigismember(&cur, SIGTERM) == 1;
+    if (blocked && unblocked)
+        unseen_list = build(2000, 77);
+    __atomic_store_n(&unseen_state, blocked && unblocked ? 2 : -1, __ATOMIC_RELEASE);
+    char c;
+    while (read(unseen_pipe[0], &c, 1) < 0 && errno == EINTR)
+        ; /* interrupted by the collector's stop: go on waiting */
+    int ok = unseen_list != NULL && check(unseen_list, 2000, 77);
+    unseen_list = NULL;
+    return (void *)(intptr_t)ok;
+}
+
+static void test_mask_set_unseen(void **state)
+{
+    (void)state;
+    void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    assert_non_null(libc);
+    int (*libc_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *) =
+        (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))dlsym(
+            libc, "pthread_create");
+    assert_non_null(libc_create);
+    assert_int_equal(pipe(unseen_pipe), 0);
+    pthread_t t;
+    assert_int_equal(libc_create(&t, NULL, unseen_blocker, NULL), 0);
+    while (__atomic_load_n(&unseen_state, __ATOMIC_ACQUIRE) == 0)
+        sched_yield();
+    assert_int_equal(unseen_state, 2); /* else a collection now would hang */
+    uint32_t before = cycles();
+    assert_int_equal(gcm_gc(), 0);
+    assert_int_equal(gcm_gc(), 0);
+    assert_true(cycles() >= before + 2);
+    assert_int_equal(write(unseen_pipe[1], "x", 1), 1);
+    void *ok = NULL;
+    assert_int_equal(pthread_join(t, &ok), 0);
+    assert_int_equal((intptr_t)ok, 1); /* its list survived, being scanned */
+    close(unseen_pipe[0]);
+    close(unseen_pipe[1]);
+    dlclose(libc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_sigsuspend),
         cmocka_unit_test(test_ppoll),
         cmocka_unit_test(test_dispositions_refused),
+        cmocka_unit_test(test_mask_set_unseen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
