@@ -383,8 +383,7 @@ static GCM_NOINLINE void fast_free_slow(void *p)
 /* Every allocation the fast path did not serve: fast mode's samples, the
  * calls made while starting, and the collected modes' allocations (their
  * budget is always 0).  align 0 = malloc's. */
-static GCM_NOINLINE void *alloc_slow(size_t n, size_t align, bool zero,
-                                     const void *caller)
+static void *alloc_slow_inner(size_t n, size_t align, bool zero, const void *caller)
 {
     if (GCM_LIKELY(fast_ready()))
         return fast_slow(n, align, zero, caller);
@@ -402,7 +401,7 @@ static GCM_NOINLINE void *alloc_slow(size_t n, size_t align, bool zero,
     return gc_alloc(n, align > 16 ? align : 16, caller);
 }
 
-static GCM_NOINLINE void free_slow(void *p)
+static void free_slow_inner(void *p)
 {
     if (p == NULL)
         return;
@@ -457,7 +456,7 @@ static void *fast_realloc_slow(void *p, size_t n, const void *caller)
     return q;
 }
 
-static GCM_NOINLINE void *realloc_slow(void *p, size_t n, const void *caller)
+static void *realloc_slow_inner(void *p, size_t n, const void *caller)
 {
     if (GCM_LIKELY(fast_ready()))
         return fast_realloc_slow(p, n, caller);
@@ -469,6 +468,39 @@ static GCM_NOINLINE void *realloc_slow(void *p, size_t n, const void *caller)
     if (mode == MODE_FAST)
         return fast_realloc_slow(p, n, caller);
     return gc_realloc(p, n, caller);
+}
+
+/* The slow paths leave errno as they found it unless they fail, as glibc's
+ * malloc does: a sample's stack capture (libunwind validates addresses by
+ * reading from a pipe: EAGAIN, in every mode) or mimalloc's start-up
+ * (ENOENT) would otherwise change it under a successful call, and programs
+ * that check errno after a sequence of calls break: CMake's directory count
+ * (errno = 0; opendir; readdir...; errno != 0 means failure) printed
+ * "[-150%]" progress in fast mode.
+ * free never changes errno (POSIX.1-2024; glibc since 2.33). */
+static GCM_NOINLINE void *alloc_slow(size_t n, size_t align, bool zero, const void *caller)
+{
+    int saved = errno;
+    void *p = alloc_slow_inner(n, align, zero, caller);
+    if (p != NULL)
+        errno = saved;
+    return p;
+}
+
+static GCM_NOINLINE void free_slow(void *p)
+{
+    int saved = errno;
+    free_slow_inner(p);
+    errno = saved;
+}
+
+static GCM_NOINLINE void *realloc_slow(void *p, size_t n, const void *caller)
+{
+    int saved = errno;
+    void *q = realloc_slow_inner(p, n, caller);
+    if (q != NULL)
+        errno = saved;
+    return q;
 }
 
 /* --- the family ------------------------------------------------------------------- */

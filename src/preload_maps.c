@@ -222,10 +222,17 @@ void gcm__maps_init(void)
     __atomic_store_n(&tracking, true, __ATOMIC_RELEASE);
 }
 
+/* Anonymous memory, and private (copy-on-write) file mappings opened for
+ * writing: the program can store pointers in either.  The JVM maps its
+ * class-data-sharing archive MAP_PRIVATE read-write and keeps pointers to
+ * malloc'd memory in the classes there (InstanceKlass::_dep_context). */
 static bool tracked_kind(int prot, int flags, int fd)
 {
-    return (flags & MAP_ANONYMOUS) && fd == -1 && (prot & PROT_READ) &&
-           (prot & PROT_WRITE);
+    if (!(prot & PROT_READ) || !(prot & PROT_WRITE))
+        return false;
+    if ((flags & MAP_ANONYMOUS) && fd == -1)
+        return true;
+    return (flags & MAP_TYPE) == MAP_PRIVATE && fd >= 0;
 }
 
 API void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)

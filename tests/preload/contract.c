@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -174,8 +175,79 @@ static void loading(void)
     }
 }
 
+/* A call that succeeds leaves errno alone, as glibc's do: programs set
+ * errno = 0, make a sequence of calls and test it (CMake's directory
+ * count does, around readdir's allocations).  Sizes vary so that some
+ * calls are sampled (the run at GCMALLOC_PROFILE_RATE=1 samples all). */
+static void errno_kept(void)
+{
+    for (unsigned i = 0; i < 20000; i++) {
+        size_t n = (size_t)(i * 2654435761u % 70000) + 1;
+        errno = 4242;
+        char *p = malloc(n);
+        int ok = p != NULL && errno == 4242;
+        p = realloc(p, n + 100);
+        ok &= p != NULL && errno == 4242;
+        free(p);
+        ok &= errno == 4242;
+        p = calloc(n, 1);
+        ok &= p != NULL && errno == 4242;
+        free(p);
+        if (!ok) {
+            CHECK(!"errno changed by a call that succeeded");
+            return;
+        }
+    }
+}
+
+/* The only pointers to blocks kept in a private, writable file mapping
+ * (the JVM keeps pointers to malloc'd memory in its class-data archive,
+ * mapped so): gc mode must scan it, or the blocks are reclaimed and
+ * reused while the program still uses them. */
+static void private_file_mapping(void)
+{
+    char path[] = "/tmp/gcm-contract-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    unlink(path);
+    enum { SLOTS = 64, BLOCK = 4096, MAPPED = 1 << 16 };
+    CHECK(ftruncate(fd, MAPPED) == 0);
+    char **m = mmap(NULL, MAPPED, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    close(fd);
+    CHECK(m != MAP_FAILED);
+    if (m == MAP_FAILED)
+        return;
+    for (int i = 0; i < SLOTS; i++) {
+        m[i * 64] = malloc(BLOCK);
+        memset(m[i * 64], 'A' + i % 26, BLOCK);
+    }
+    /* Enough churn for several collections, reusing what they free. */
+    for (int r = 0; r < 20000; r++) {
+        char *x = malloc(BLOCK);
+        memset(x, 0x5a, BLOCK);
+        if (r % 2)
+            free(x);
+    }
+    int intact = 1;
+    for (int i = 0; i < SLOTS; i++)
+        for (int j = 0; j < BLOCK; j++)
+            intact &= m[i * 64][j] == 'A' + i % 26;
+    CHECK(intact);
+    for (int i = 0; i < SLOTS; i++)
+        free(m[i * 64]);
+    munmap(m, MAPPED);
+}
+
 int main(void)
 {
+    /* Before anything else: the program's first malloc starts the preload
+     * library (and mimalloc), whose start-up must not leak an errno. */
+    errno = 4242;
+    void *first = malloc(24);
+    int first_kept = first != NULL && errno == 4242;
+    free(first);
     /* Under LD_PRELOAD, make sure the malloc being tested is gcmalloc's. */
     if (getenv("LD_PRELOAD") != NULL) {
         Dl_info info;
@@ -191,6 +263,9 @@ int main(void)
     threads();
     forking();
     loading();
+    CHECK(first_kept);
+    errno_kept();
+    private_file_mapping();
     if (failed)
         return 1;
     printf("ok\n");

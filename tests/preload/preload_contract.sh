@@ -10,6 +10,9 @@ for mode in fast leakcheck gc; do
     out=$(LD_PRELOAD="$lib" GCMALLOC_MODE="$mode" "$bin" 2>&1) || {
         echo "FAIL in mode $mode:"; echo "$out"; exit 1; }
     grep -q '^ok$' <<<"$out" || { echo "FAIL in mode $mode: $out"; exit 1; }
+    # Every allocation sampled: the profiler's slow path keeps errno too.
+    LD_PRELOAD="$lib" GCMALLOC_MODE="$mode" GCMALLOC_PROFILE_RATE=1 "$bin" > /dev/null || {
+        echo "FAIL in mode $mode at GCMALLOC_PROFILE_RATE=1"; exit 1; }
     # gc mode with the collector running all the time: GOGC=1.
     if [[ $mode == gc ]]; then
         LD_PRELOAD="$lib" GCMALLOC_MODE=gc GCMALLOC_GOGC=1 "$bin" > /dev/null
