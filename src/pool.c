@@ -1212,12 +1212,8 @@ static void on_cycle(const gcm__cycle *c, void *arg)
 
 /* Hands slot s's private slot and shared lists to their locals' victim
  * caches (other threads still find them there; the next cycle releases
- * them) and frees the slot.  Called with P.mu held, by the thread that
- * owned the slot as it exits, or in a forked child for the threads that
- * did not come along: either way no owner is in a busy window any more
- * (in the child a dead owner may have been stopped inside one; its
- * private object is then either still in the slot, and kept, or in its
- * registers, and lost to the child; never both). */
+ * them) and frees the slot.  Called with P.mu held by the thread that
+ * owned the slot, as it exits (so it is in no busy window). */
 static void retire_slot_locked(uint32_t s)
 {
     uint64_t gen = P.gen + 1;
@@ -1312,12 +1308,16 @@ void gcm__pool_fork_inner(int phase)
     if (phase == GCM_FORK_CHILD) {
         /* The other threads' slots: their owners do not exist here.  Left
          * taken, a rotation would wait for a busy flag that may never
-         * clear, and their cached objects would be out of everyone's reach
-         * but the next cycle's. */
+         * clear.  Freeing them is enough: their locals keep what they
+         * cached (a private object a dead owner was stopped taking is
+         * still in its slot, or in registers that did not come along —
+         * never both), the next thread given the slot uses them, and
+         * rotations move them to the victims as for any local.  Nothing
+         * is allocated here, in the child's fork handler. */
         uint32_t self = gcm__tls_self.pool_slot;
         for (uint32_t s = 0; s < P.nslots; s++)
-            if (P.slot_tls[s] != NULL && s + 1 != self)
-                retire_slot_locked(s);
+            if (s + 1 != self)
+                P.slot_tls[s] = NULL;
     }
     gcm__lock_release(&P.mu);
 }

@@ -16,9 +16,8 @@
  * handlers this hangs within a few dozen forks on two cores.
  *
  * The child also checks the other side of the same handlers: the slots of
- * threads that did not come along are handed back, so a collection in the
- * child does not wait for their busy flags, and what they cached is still
- * reachable from the child's own gets.
+ * threads that did not come along are freed, so a collection in the child
+ * does not wait for their busy flags.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,6 +27,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -110,7 +110,9 @@ static void child_walk(void)
     _exit(0);
 }
 
-/* Waits up to 30 s; a hung child is killed and counted as failed. */
+/* Waits up to 30 s; a hung child is killed and counted as failed, after
+ * its stack is printed (where gdb is installed), so that a failure names
+ * the lock it hung on. */
 static int wait_child(pid_t pid)
 {
     int status = 0;
@@ -120,6 +122,14 @@ static int wait_child(pid_t pid)
             return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
+    }
+    if (access("/usr/bin/gdb", X_OK) == 0) {
+        char cmd[160];
+        snprintf(cmd, sizeof cmd,
+                 "/usr/bin/gdb -p %d -batch -ex 'thread apply all bt' 1>&2 2>/dev/null",
+                 (int)pid);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(gdb could not attach to the hung child)\n");
     }
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
