@@ -79,7 +79,7 @@ static void *worker(void *arg)
 /* Everything a child touches; returns only if nothing hung. */
 static void child_walk(void)
 {
-    alarm(20); /* default action: the child dies, the parent sees it */
+    alarm(60); /* a last resort: the parent gives up at 30 s and prints the stack */
     struct gcm_memstats ms;
     struct gcm_pool_stats st;
     if (gcm_read_memstats(&ms) != 0 || gcm_pool_stats(plain, &st) != 0 ||
