@@ -863,6 +863,12 @@ GCM_HIDDEN int gcm__mappings_read(gcm__mapping **out);
 /* pprof.c: writes s as a gzipped profile.proto to fd (0 or an errno
  * value).  allocs = the "allocs" view (default sample type alloc_space). */
 GCM_HIDDEN int gcm__pprof_write(int fd, const gcm__prof_snap *s, bool allocs);
+/* The same with an optional base taken earlier: with one, a delta profile
+ * (Go's ?seconds=N): each sample's values are s's minus base's (in-use ones
+ * may be negative), unchanged samples are dropped, and duration_nanos is
+ * s->time_ns - base->time_ns.  base NULL: exactly gcm__pprof_write. */
+GCM_HIDDEN int gcm__pprof_write_delta(int fd, const gcm__prof_snap *s,
+                                      const gcm__prof_snap *base, bool allocs);
 /* Text size as pprof prints it ("1.50MB"). */
 GCM_HIDDEN size_t gcm__fmt_bytes(char *buf, size_t cap, uint64_t v);
 

@@ -4,8 +4,8 @@
  * The message layout (github.com/google/pprof proto/profile.proto):
  *
  *   Profile  1 sample_type (ValueType)   2 sample   3 mapping   4 location
- *            5 function   6 string_table   9 time_nanos   11 period_type
- *            12 period   14 default_sample_type
+ *            5 function   6 string_table   9 time_nanos   10 duration_nanos
+ *            11 period_type   12 period   14 default_sample_type
  *   Sample   1 location_id (packed)   2 value (packed)   3 label
  *   Label    1 key   2 str   3 num
  *   Mapping  1 id  2 memory_start  3 memory_limit  4 file_offset  5 filename
@@ -23,6 +23,14 @@
  * We add string labels kind=gc|arena|pool|buf|malloc and name=<arena or
  * pool name>, so `pprof -tagfocus` splits the paths.  The "allocs" view is
  * the same data with default_sample_type = alloc_space.
+ *
+ * Delta profiles (gcm__pprof_write_delta, for the endpoint's ?seconds=N):
+ * the same writer given a base snapshot taken N seconds earlier writes,
+ * per sample, the later unbiased values minus the earlier ones -- what Go's
+ * net/http/pprof serves, p1 merged with p0 scaled by -1.  In-use values
+ * may be negative, samples that did not change are left out, time_nanos is
+ * the later snapshot's and duration_nanos the distance between the two.
+ * Without a base the output is the absolute profile, field for field.
  *
  * The encoder is a few dozen lines written here rather than a protobuf
  * library: a profile is written under the profiler's lock, inside a
@@ -439,7 +447,131 @@ static void label(buf *sample, buf *m, int64_t key, int64_t str, int64_t num)
     put_msg(sample, 3, m);
 }
 
+/* The four values of one record, unbiased at the snapshot's rate:
+ * alloc_objects, alloc_space, inuse_objects, inuse_space.  In-use counts
+ * are clamped at zero (a published free can precede its allocation's
+ * publication by a cycle). */
+static void rec_values(const gcm__prof_counts *c, int64_t rate, uint64_t v[4])
+{
+    gcm__prof_unbias(c->allocs, c->alloc_bytes, rate, &v[0], &v[1]);
+    uint64_t in_n = c->allocs > c->frees ? c->allocs - c->frees : 0;
+    uint64_t in_b = c->alloc_bytes > c->free_bytes ? c->alloc_bytes - c->free_bytes : 0;
+    gcm__prof_unbias(in_n, in_b, rate, &v[2], &v[3]);
+}
+
+/* What one sample needs beyond its values. */
+typedef struct sample_ctx {
+    builder *B;
+    gz *g;
+    buf *top, *m, *m2;
+    uint64_t *ids;
+    int64_t s_bytes, s_kind, s_name;
+} sample_ctx;
+
+/* Writes one Sample: bucket b's stack and labels, values v (int64 in
+ * profile.proto: a negative delta goes out as its two's complement, ten
+ * bytes, which is how protobuf encodes a negative int64), and the `bytes`
+ * label avg (0: none). */
+static void put_sample(sample_ctx *x, const gcm__bucket *b, const uint64_t v[4],
+                       uint64_t avg)
+{
+    builder *B = x->B;
+    int skip = gcm__sym_api_frames(b->pcs, b->depth);
+    for (int d = skip; d < b->depth; d++)
+        x->ids[d - skip] = loc_id(B, b->pcs[d]);
+    buf *m = x->m;
+    m->len = 0;
+    put_packed(m, 1, x->ids, (size_t)(b->depth - skip));
+    put_packed(m, 2, v, 4);
+    if (avg != 0)
+        label(m, x->m2, x->s_bytes, 0, (int64_t)avg);
+    label(m, x->m2, x->s_kind, str_id(B, gcm__prof_kind_name(b->kind)), 0);
+    if (b->name != NULL)
+        label(m, x->m2, x->s_name, str_id(B, b->name), 0);
+    put_msg(x->top, 2, m);
+    flush_top(x->g, x->top, false);
+}
+
+/* The average object size of counts c, or 0. */
+static uint64_t avg_size(const gcm__prof_counts *c)
+{
+    return c->allocs != 0 ? c->alloc_bytes / c->allocs : 0;
+}
+
+/* The delta samples: s minus base, record by record (Go's serveDeltaProfile:
+ * p0 scaled by -1 and merged with p1).  Buckets are permanent and unique
+ * per (stack, kind, name), so a bucket pointer names the same sample in
+ * both snapshots and matching is a map lookup -- what pprof's Merge does by
+ * comparing stacks and labels.  Values are differences of unbiased values,
+ * each snapshot unbiased at its own rate (Go's profiles carry values
+ * already scaled); in-use ones may be negative (more freed than allocated
+ * in the window).  A sample whose four differences are zero is dropped
+ * (Merge's isZeroSample).  A base record missing from s (published counts
+ * can step back once, when the first cycle's publication replaces the
+ * pending counts shown before it) is written with its values negated.
+ * The `bytes` label is the window's average size when it allocated, the
+ * later snapshot's otherwise.  false when memory is short. */
+static bool put_delta_samples(sample_ctx *x, const gcm__prof_snap *s,
+                              const gcm__prof_snap *base)
+{
+    builder *B = x->B;
+    gcm__u64map idx = {0};
+    bool *seen = NULL;
+    bool ok = true;
+    if (base->n > 0) {
+        seen = gcm__prof_alloc(base->n * sizeof *seen);
+        if (seen == NULL)
+            return false;
+        memset(seen, 0, base->n * sizeof *seen);
+    }
+    for (size_t i = 0; i < base->n && ok; i++)
+        ok = gcm__u64map_put(&idx, (uint64_t)(uintptr_t)base->recs[i].b, i);
+    for (size_t i = 0; i < s->n && ok && !B->oom; i++) {
+        const gcm__prof_rec *r = &s->recs[i];
+        uint64_t v[4], v0[4] = {0, 0, 0, 0}, j;
+        gcm__prof_counts win = r->c;
+        rec_values(&r->c, s->rate, v);
+        if (gcm__u64map_get(&idx, (uint64_t)(uintptr_t)r->b, &j)) {
+            const gcm__prof_counts *c0 = &base->recs[j].c;
+            seen[j] = true;
+            rec_values(c0, base->rate, v0);
+            win.allocs = r->c.allocs > c0->allocs ? r->c.allocs - c0->allocs : 0;
+            win.alloc_bytes = r->c.alloc_bytes > c0->alloc_bytes
+                                  ? r->c.alloc_bytes - c0->alloc_bytes : 0;
+        }
+        /* Unsigned subtraction wraps to the two's complement of a
+         * negative difference: exactly the int64 profile.proto wants. */
+        for (int k = 0; k < 4; k++)
+            v[k] -= v0[k];
+        if ((v[0] | v[1] | v[2] | v[3]) == 0)
+            continue;
+        uint64_t avg = avg_size(&win);
+        put_sample(x, r->b, v, avg != 0 ? avg : avg_size(&r->c));
+    }
+    for (size_t j = 0; j < base->n && ok && !B->oom; j++) {
+        if (seen[j])
+            continue;
+        const gcm__prof_rec *r = &base->recs[j];
+        uint64_t v[4];
+        rec_values(&r->c, base->rate, v);
+        if ((v[0] | v[1] | v[2] | v[3]) == 0)
+            continue;
+        for (int k = 0; k < 4; k++)
+            v[k] = 0 - v[k];
+        put_sample(x, r->b, v, avg_size(&r->c));
+    }
+    gcm__u64map_free(&idx);
+    gcm__prof_dealloc(seen);
+    return ok;
+}
+
 int gcm__pprof_write(int fd, const gcm__prof_snap *s, bool allocs)
+{
+    return gcm__pprof_write_delta(fd, s, NULL, allocs);
+}
+
+int gcm__pprof_write_delta(int fd, const gcm__prof_snap *s,
+                           const gcm__prof_snap *base, bool allocs)
 {
     if (s == NULL)
         return EINVAL;
@@ -484,29 +616,18 @@ int gcm__pprof_write(int fd, const gcm__prof_snap *s, bool allocs)
     value_type(&top, &m, 1, s_inuse_objects, s_count);
     value_type(&top, &m, 1, s_inuse_space, s_bytes);
 
-    /* Samples: one per bucket with data. */
-    for (size_t i = 0; i < s->n && !B.oom; i++) {
-        const gcm__prof_rec *r = &s->recs[i];
-        const gcm__bucket *b = r->b;
-        int skip = gcm__sym_api_frames(b->pcs, b->depth);
-        for (int d = skip; d < b->depth; d++)
-            ids[d - skip] = loc_id(&B, b->pcs[d]);
-        uint64_t v[4];
-        gcm__prof_unbias(r->c.allocs, r->c.alloc_bytes, s->rate, &v[0], &v[1]);
-        uint64_t in_n = r->c.allocs > r->c.frees ? r->c.allocs - r->c.frees : 0;
-        uint64_t in_b = r->c.alloc_bytes > r->c.free_bytes
-                            ? r->c.alloc_bytes - r->c.free_bytes : 0;
-        gcm__prof_unbias(in_n, in_b, s->rate, &v[2], &v[3]);
-        m.len = 0;
-        put_packed(&m, 1, ids, (size_t)(b->depth - skip));
-        put_packed(&m, 2, v, 4);
-        if (r->c.allocs != 0 && r->c.alloc_bytes / r->c.allocs != 0)
-            label(&m, &m2, s_bytes, 0, (int64_t)(r->c.alloc_bytes / r->c.allocs));
-        label(&m, &m2, s_kind, str_id(&B, gcm__prof_kind_name(b->kind)), 0);
-        if (b->name != NULL)
-            label(&m, &m2, s_name, str_id(&B, b->name), 0);
-        put_msg(&top, 2, &m);
-        flush_top(&g, &top, false);
+    /* Samples: one per bucket with data (with a base: with a change). */
+    sample_ctx x = {&B, &g, &top, &m, &m2, ids, s_bytes, s_kind, s_name};
+    if (base != NULL) {
+        if (!B.oom && !put_delta_samples(&x, s, base))
+            B.oom = true;
+    } else {
+        for (size_t i = 0; i < s->n && !B.oom; i++) {
+            const gcm__prof_rec *r = &s->recs[i];
+            uint64_t v[4];
+            rec_values(&r->c, s->rate, v);
+            put_sample(&x, r->b, v, avg_size(&r->c));
+        }
     }
 
     /* Mappings, main executable first, with what symbolization found. */
@@ -559,6 +680,8 @@ int gcm__pprof_write(int fd, const gcm__prof_snap *s, bool allocs)
     }
 
     put_i64(&top, 9, s->time_ns);
+    if (base != NULL) /* duration_nanos: the window the delta covers */
+        put_i64(&top, 10, s->time_ns - base->time_ns);
     value_type(&top, &m, 11, s_space, s_bytes);
     put_i64(&top, 12, s->rate);
     if (allocs)

@@ -9,6 +9,9 @@
  *   /debug/pprof/heap       the heap profile (?gc=1 collects first, as
  *                           Go's does, so in-use figures are as of now)
  *   /debug/pprof/allocs     the same data opening on alloc_space
+ *     either with ?seconds=N  a delta profile, as Go's: what changed in
+ *                           the next N seconds (1..3600), in-use values
+ *                           possibly negative (see "delta profiles" below)
  *   /debug/pprof/memstats   gcm_read_memstats() as JSON
  *   /debug/pprof/symbol     names for addresses, for go tool pprof's
  *                           fallback symbolization, as Go's
@@ -45,8 +48,10 @@
  * loop (poll() on libmicrohttpd's epoll descriptor and on an eventfd that
  * asks it to stop, then MHD_run) and the stop.  No program thread ever
  * runs libmicrohttpd code.  One thread is enough: profiles are built one
- * at a time anyway, and a slow reader costs nothing because sending does
- * not block.
+ * at a time anyway, a slow reader costs nothing because sending does
+ * not block, and a delta profile's N seconds are not spent on the thread:
+ * the request is suspended (libmicrohttpd's suspend/resume) and the loop
+ * resumes it when its time is up, serving everyone else meanwhile.
  *
  * Signals.  The thread blocks every asynchronous signal except the
  * collector's two (it must still stop for a collection), so the program's
@@ -59,7 +64,8 @@
  *     shows a program's code paths and what it holds.  A non-loopback
  *     address without it is refused with one line, never served.
  *   - GET and HEAD only (405; POST too on the symbol page), five known
- *     paths (404), known parameters with checked values (400).
+ *     paths (404), known parameters with checked values (400; seconds
+ *     from 1 to MAX_DELTA_S, never with debug).
  *   - Bounded: at most MAX_CONNS connections (MAX_CONNS_PER_IP from one
  *     address), each in a CONN_MEMORY pool that holds its request line and
  *     headers (longer ones are answered 414/431 by libmicrohttpd), each
@@ -67,7 +73,10 @@
  *     trickles a byte now and then keeps resetting that clock (the
  *     slowloris attack), so a connection also lives at most
  *     CONN_LIFETIME_S seconds in all, whatever it does: the server thread
- *     shuts its socket down and libmicrohttpd closes it.  A profile is
+ *     shuts its socket down and libmicrohttpd closes it.  A delta request
+ *     extends its connection's lifetime to its N seconds plus
+ *     CONN_LIFETIME_S; at most MAX_DELTAS wait at once (503 beyond), each
+ *     holding one snapshot (a pointer and four counts per site).  A profile is
  *     written into a memfd and sent from there, so even a large one never
  *     sits in the heap.
  *   - libmicrohttpd's own messages (mostly about misbehaving clients) are
@@ -133,6 +142,11 @@
 #define CONN_MEMORY (16 * 1024)
 #define BACKLOG 16
 #define STOP_WAIT_S 2
+/* Delta profiles: at most MAX_DELTAS waiting at once, each at most
+ * MAX_DELTA_S seconds long (an hour: longer windows are better served by
+ * two absolute profiles and -base, which survive a dropped connection). */
+#define MAX_DELTAS 8
+#define MAX_DELTA_S 3600
 /* Longest parameter value quoted back in a 400's body. */
 #define SHOW_MAX 64
 
@@ -155,6 +169,8 @@ static struct mhd_api {
     __typeof__(MHD_queue_response) *queue_response;
     __typeof__(MHD_destroy_response) *destroy_response;
     __typeof__(MHD_is_feature_supported) *is_feature_supported;
+    __typeof__(MHD_suspend_connection) *suspend_connection;
+    __typeof__(MHD_resume_connection) *resume_connection;
 } M;
 
 static const struct {
@@ -176,6 +192,8 @@ static const struct {
     {"MHD_queue_response", offsetof(struct mhd_api, queue_response)},
     {"MHD_destroy_response", offsetof(struct mhd_api, destroy_response)},
     {"MHD_is_feature_supported", offsetof(struct mhd_api, is_feature_supported)},
+    {"MHD_suspend_connection", offsetof(struct mhd_api, suspend_connection)},
+    {"MHD_resume_connection", offsetof(struct mhd_api, resume_connection)},
 };
 
 static int mhd_loaded; /* 0 not tried, 1 loaded, -1 failed (and said so) */
@@ -444,9 +462,11 @@ static enum MHD_Result GCM_PRINTF(3, 4)
 enum { P_GC = 1, P_DEBUG = 2, P_SECONDS = 4 };
 
 typedef struct query {
-    unsigned allowed; /* P_* this route takes      */
-    long gc;          /* gc=N                      */
-    char err[256];    /* the first problem, or ""  */
+    unsigned allowed; /* P_* this route takes                */
+    long gc;          /* gc=N                                */
+    long debug;       /* debug=N (only 0 is served)          */
+    long seconds;     /* seconds=N, the first one; 0 = none  */
+    char err[256];    /* the first problem, or ""            */
 } query;
 
 /* A non-negative decimal of at most 9 digits (no sign, no blanks). */
@@ -484,23 +504,36 @@ static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind,
         if (x > q->gc)
             q->gc = x;
     } else if (klen == 5 && memcmp(key, "debug", 5) == 0 && (q->allowed & P_DEBUG)) {
-        if (!small_uint(value, vlen, &x) || x != 0) {
+        /* A number other than 0 is refused once every parameter is seen:
+         * with seconds, in Go's words (on_request). */
+        if (!small_uint(value, vlen, &x)) {
             gcm__fmt(q->err, sizeof q->err,
                      "debug=%.*s: only the binary profile (debug=0) is "
                      "served; read it with go tool pprof", vshow, v);
             return MHD_NO;
         }
+        if (x > q->debug)
+            q->debug = x;
     } else if (klen == 7 && memcmp(key, "seconds", 7) == 0 &&
                (q->allowed & P_SECONDS)) {
-        if (!small_uint(value, vlen, &x))
-            gcm__fmt(q->err, sizeof q->err, "seconds=%.*s: not a number",
-                     vshow, v);
-        else
-            gcm__fmt(q->err, sizeof q->err,
-                     "seconds=%.*s: delta profiles are not served; fetch "
-                     "two profiles and compare them with go tool pprof -base",
-                     vshow, v);
-        return MHD_NO;
+        /* Go's messages.  An empty value is refused too (Go would serve
+         * the absolute profile): a client that asked for a delta and
+         * got a cumulative profile would misread it. */
+        if (q->seconds != 0)
+            return MHD_YES; /* the first one counts, as Go's FormValue */
+        if (!small_uint(value, vlen, &x) || x == 0) {
+            gcm__fmt(q->err, sizeof q->err, "invalid value for \"seconds\" "
+                     "- must be a positive integer");
+            return MHD_NO;
+        }
+        if (x > MAX_DELTA_S) {
+            gcm__fmt(q->err, sizeof q->err, "invalid value for \"seconds\" "
+                     "- at most %d is served (an hour); for longer, take two "
+                     "profiles and compare them with go tool pprof -base",
+                     MAX_DELTA_S);
+            return MHD_NO;
+        }
+        q->seconds = x;
     } else {
         gcm__fmt(q->err, sizeof q->err, "unknown parameter \"%.*s\"", kshow,
                  key);
@@ -535,6 +568,169 @@ static enum MHD_Result serve_profile(struct MHD_Connection *c, bool allocs,
     return reply_from_fd(c, fd, "application/octet-stream",
                          allocs ? "attachment; filename=\"allocs\""
                                 : "attachment; filename=\"heap\"");
+}
+
+/* --- delta profiles (?seconds=N) ----------------------------------------------------- */
+
+/* Go's handler takes a profile, sleeps N seconds, takes another and sends
+ * the difference.  Sleeping is not an option on the one server thread, so
+ * a delta request is parked instead: the handler takes the base snapshot
+ * and suspends the connection (libmicrohttpd then neither reads, writes
+ * nor times it out), the server loop wakes at the earliest due time and
+ * resumes it, and libmicrohttpd calls the handler again, which takes the
+ * second snapshot and writes the delta (gcm__pprof_write_delta).  While
+ * suspended, libmicrohttpd does not notice a client that hangs up, so the
+ * loop watches each parked socket for that itself and ends the request
+ * early (as Go's handler does when its request's context is cancelled).
+ *
+ * A slot holds a request from the suspension to libmicrohttpd's
+ * completion notice (on_completed), which frees the base; at most
+ * MAX_DELTAS requests wait at once (503 beyond), far below the connection
+ * limit they also count against.  Only the server thread touches the
+ * slots. */
+static struct delta {
+    bool used;
+    bool allocs;
+    bool suspended;
+    int cancelled;    /* 0, or why it ends early: CANCEL_*              */
+    long gc;          /* ?gc=N: collect before each snapshot            */
+    int fd;           /* the connection's socket, watched for a hangup  */
+    int64_t due_ns;   /* gcm__now_ns() at which to take the second      */
+    struct MHD_Connection *c;
+    gcm__prof_snap base;
+} deltas[MAX_DELTAS];
+
+enum { CANCEL_HANGUP = 1, CANCEL_STOP = 2 };
+
+static struct delta *delta_of(void *req_cls)
+{
+    struct delta *d = req_cls;
+    return d >= deltas && d < deltas + MAX_DELTAS ? d : NULL;
+}
+
+static void delta_free(struct delta *d)
+{
+    gcm__prof_snap_free(&d->base);
+    d->used = false;
+    d->suspended = false;
+    d->c = NULL;
+}
+
+/* The first call: the base snapshot, then park the connection. */
+static enum MHD_Result delta_start(struct MHD_Connection *c, bool allocs,
+                                   long gc, long seconds, void **req_cls)
+{
+    struct delta *d = NULL;
+    for (int i = 0; i < MAX_DELTAS && d == NULL; i++)
+        if (!deltas[i].used)
+            d = &deltas[i];
+    if (d == NULL)
+        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                          "%d delta profiles are already being taken; try "
+                          "again later", MAX_DELTAS);
+    const union MHD_ConnectionInfo *ci =
+        M.get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL)
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                          "cannot find the connection's socket");
+    /* As serve_profile: ?gc=1 collects first, here before each end of
+     * the window, so that both count the collected heap as of then. */
+    if (gc > 0 && gcm__gc_ready())
+        (void)gcm_gc();
+    *d = (struct delta){.allocs = allocs, .gc = gc, .fd = ci->connect_fd, .c = c};
+    if (gcm__prof_snap_take(&d->base) != 0) {
+        gcm__prof_snap_free(&d->base);
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                          "failed to collect profile");
+    }
+    int64_t now = gcm__now_ns();
+    d->due_ns = now + (int64_t)seconds * 1000000000;
+    /* The connection may live the window plus the usual lifetime (see the
+     * essay): extended from now, never shortened, never revived once cut. */
+    int64_t until = d->due_ns + (int64_t)CONN_LIFETIME_S * 1000000000;
+    for (int i = 0; i < MAX_CONNS; i++)
+        if (__atomic_load_n(&H.conn_fd[i], __ATOMIC_ACQUIRE) == d->fd &&
+            H.conn_deadline[i] != INT64_MAX && H.conn_deadline[i] < until)
+            H.conn_deadline[i] = until;
+    d->used = true;
+    d->suspended = true;
+    *req_cls = d;
+    M.suspend_connection(c);
+    return MHD_YES;
+}
+
+/* The call after the resumption: the second snapshot and the delta. */
+static enum MHD_Result delta_finish(struct MHD_Connection *c, struct delta *d,
+                                    size_t *upload_data_size)
+{
+    /* Ended early: an answer rather than MHD_NO, which libmicrohttpd would
+     * log as an internal error.  To a client that hung up it goes nowhere
+     * (libmicrohttpd then closes); on_completed frees d either way. */
+    if (d->cancelled != 0)
+        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                          "the delta profile was cut short: %s",
+                          d->cancelled == CANCEL_STOP ? "the program is exiting"
+                                                      : "the client went away");
+    if (*upload_data_size != 0) {
+        /* A GET with a body, read now that the connection runs again:
+         * discarded, as on every other page; the reply comes at its end. */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (d->gc > 0 && gcm__gc_ready())
+        (void)gcm_gc();
+    gcm__prof_snap p1;
+    if (gcm__prof_snap_take(&p1) != 0) {
+        gcm__prof_snap_free(&p1);
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                          "failed to collect profile");
+    }
+    int fd = memfd_create("gcmalloc-pprof", MFD_CLOEXEC);
+    int rc = fd < 0 ? errno : gcm__pprof_write_delta(fd, &p1, &d->base, d->allocs);
+    gcm__prof_snap_free(&p1);
+    gcm__prof_snap_free(&d->base); /* no longer needed; the slot waits for on_completed */
+    if (rc != 0) {
+        if (fd >= 0)
+            close(fd);
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                          "failed to compute delta: %s", gcm__strerror(rc));
+    }
+    /* As Go's handler names them. */
+    return reply_from_fd(c, fd, "application/octet-stream",
+                         d->allocs ? "attachment; filename=\"allocs-delta\""
+                                   : "attachment; filename=\"heap-delta\"");
+}
+
+static void delta_resume(struct delta *d, int cancel)
+{
+    if (!d->used || !d->suspended)
+        return;
+    d->suspended = false;
+    d->cancelled = cancel;
+    M.resume_connection(d->c);
+}
+
+/* On the server thread, before each poll: resumes the deltas that are due.
+ * Returns the milliseconds until the next is (0: one was resumed and
+ * libmicrohttpd must run now; -1: none waits). */
+static int deltas_due(void)
+{
+    int64_t now = gcm__now_ns(), next = -1;
+    bool resumed = false;
+    for (int i = 0; i < MAX_DELTAS; i++) {
+        struct delta *d = &deltas[i];
+        if (!d->used || !d->suspended)
+            continue;
+        if (d->due_ns <= now) {
+            delta_resume(d, 0);
+            resumed = true;
+        } else if (next < 0 || d->due_ns - now < next) {
+            next = d->due_ns - now;
+        }
+    }
+    if (resumed)
+        return 0;
+    return next < 0 ? -1 : (int)(next / 1000000 + 1);
 }
 
 /* gcm_memstats as JSON, one member per field under its C name; the type
@@ -666,11 +862,14 @@ static enum MHD_Result serve_index(struct MHD_Connection *c)
            "<li><div class=profile-name>heap: </div> A sampling of memory "
            "allocations of live objects. You can specify the gc GET parameter "
            "to run a collection before taking the heap sample.</li>\n"
+           "<li>Either takes the seconds GET parameter (1 to %d) for a delta "
+           "profile: what was allocated and freed in the next that many "
+           "seconds (<code>go tool pprof -seconds 30 ...</code>).</li>\n"
            "<li><div class=profile-name>memstats: </div> gcm_read_memstats() "
            "as JSON: the collected heap, arenas, pools, the preloaded malloc, "
            "the collector's pacing and pauses</li>\n"
            "</ul>\n</p>\n<p>Read a profile with <code>go tool pprof http://",
-           records, records);
+           records, records, MAX_DELTA_S);
     sb_html(&b, host, 128);
     sb_add(&b, "/debug/pprof/heap</code></p>\n</body>\n</html>\n");
     if (b.len >= b.cap)
@@ -868,14 +1067,21 @@ static enum MHD_Result serve_symbol(struct MHD_Connection *c, bool post,
     return reply_from_fd(c, fd, "text/plain; charset=utf-8", NULL);
 }
 
-/* Frees a request's slot however it ended (libmicrohttpd calls this for
- * completed, failed and timed-out requests alike). */
+/* Frees a request's slot (a symbol request's or a delta's) however it
+ * ended (libmicrohttpd calls this for completed, failed and timed-out
+ * requests alike, and for those open when the daemon stops). */
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode why)
 {
     (void)cls;
     (void)c;
     (void)why;
+    struct delta *d = delta_of(*req_cls);
+    if (d != NULL) {
+        delta_free(d);
+        *req_cls = NULL;
+        return;
+    }
     struct symreq *q = *req_cls;
     if (q == NULL)
         return;
@@ -908,6 +1114,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 {
     (void)cls;
     (void)version;
+    if (delta_of(*req_cls) != NULL) /* a delta profile, resumed */
+        return delta_finish(c, delta_of(*req_cls), upload_data_size);
     if (*req_cls != NULL) /* a POST to the symbol page, continued */
         return serve_symbol(c, true, upload_data, upload_data_size, req_cls);
     bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
@@ -945,15 +1153,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         return send_405(c, "GET, HEAD", "method not allowed: use GET");
     query q = {.allowed = routes[i].params};
     M.get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, check_param, &q);
+    if (q.err[0] == '\0' && q.debug != 0) {
+        if (q.seconds != 0)
+            gcm__fmt(q.err, sizeof q.err, "seconds and debug params are incompatible");
+        else
+            gcm__fmt(q.err, sizeof q.err, "debug=%ld: only the binary profile "
+                     "(debug=0) is served; read it with go tool pprof", q.debug);
+    }
     if (q.err[0] != '\0')
         return send_error(c, MHD_HTTP_BAD_REQUEST, "%s", q.err);
     switch (routes[i].route) {
     case R_INDEX:
         return serve_index(c);
     case R_HEAP:
-        return serve_profile(c, false, q.gc);
     case R_ALLOCS:
-        return serve_profile(c, true, q.gc);
+        if (q.seconds != 0)
+            return delta_start(c, routes[i].route == R_ALLOCS, q.gc, q.seconds,
+                               req_cls);
+        return serve_profile(c, routes[i].route == R_ALLOCS, q.gc);
     case R_MEMSTATS:
         return serve_memstats(c);
     case R_SYMBOL:
@@ -1088,7 +1305,8 @@ static int open_daemon(void)
         __atomic_store_n(&H.conn_fd[i], -1, __ATOMIC_RELEASE);
     L.started = false;
     H.d = M.start_daemon(
-        MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, NULL,
+        MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0, NULL,
+        NULL, on_request, NULL,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, to see all */
         MHD_OPTION_LISTEN_SOCKET, lfd,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)MAX_CONNS,
@@ -1131,16 +1349,29 @@ static int open_daemon(void)
  * stops it, still on this thread. */
 static void serve_loop(void)
 {
-    struct pollfd p[2] = {
+    /* libmicrohttpd's epoll descriptor, the stop eventfd, then the sockets
+     * of parked delta requests, watched for a client hanging up. */
+    struct pollfd p[2 + MAX_DELTAS] = {
         {.fd = H.epoll_fd, .events = POLLIN},
         {.fd = H.wake_fd, .events = POLLIN},
     };
+    struct delta *watched[MAX_DELTAS];
     for (;;) {
         MHD_UNSIGNED_LONG_LONG ms;
         int timeout = enforce_lifetimes();
+        int due = deltas_due();
+        if (due >= 0 && (timeout < 0 || due < timeout))
+            timeout = due;
         if (M.get_timeout(H.d, &ms) == MHD_YES && (timeout < 0 || ms < (unsigned)timeout))
             timeout = ms > INT_MAX ? INT_MAX : (int)ms;
-        int r = poll(p, 2, timeout);
+        nfds_t np = 2;
+        for (int i = 0; i < MAX_DELTAS; i++) {
+            if (deltas[i].used && deltas[i].suspended) {
+                watched[np - 2] = &deltas[i];
+                p[np++] = (struct pollfd){.fd = deltas[i].fd, .events = POLLRDHUP};
+            }
+        }
+        int r = poll(p, np, timeout);
         if (r < 0 && errno != EINTR) {
             gcm__diag("pprof: poll: %s; the endpoint stops",
                       gcm__strerror(errno));
@@ -1156,12 +1387,30 @@ static void serve_loop(void)
                       "closing them)");
             break;
         }
+        /* A parked client that hung up (or shut its side): its request
+         * ends now, not when its window would have. */
+        for (nfds_t k = 2; r > 0 && k < np; k++)
+            if (p[k].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
+                delta_resume(watched[k - 2], CANCEL_HANGUP);
         if (M.run(H.d) != MHD_YES) {
             gcm__diag("pprof: libmicrohttpd failed; the endpoint stops");
             break;
         }
     }
+    /* libmicrohttpd must not be stopped with connections suspended: end
+     * the parked deltas first (their handler answers 503), then free any
+     * base it did not get to. */
+    bool parked = false;
+    for (int i = 0; i < MAX_DELTAS; i++) {
+        parked |= deltas[i].used && deltas[i].suspended;
+        delta_resume(&deltas[i], CANCEL_STOP);
+    }
+    if (parked)
+        (void)M.run(H.d);
     M.stop_daemon(H.d); /* closes the listening socket and the connections */
+    for (int i = 0; i < MAX_DELTAS; i++)
+        if (deltas[i].used)
+            delta_free(&deltas[i]);
     H.d = NULL;
     __atomic_store_n(&H.listen_fd, -1, __ATOMIC_RELEASE);
     __atomic_store_n(&H.epoll_fd, -1, __ATOMIC_RELEASE);
@@ -1348,6 +1597,10 @@ void gcm__pprof_http_fork(int phase)
             close_fd(&symreqs[i].fd);
         symreqs[i].used = false;
     }
+    /* Parked deltas belong to the parent's connections; their base
+     * snapshots are left as they are, like the daemon's memory. */
+    for (int i = 0; i < MAX_DELTAS; i++)
+        deltas[i] = (struct delta){0};
     H.d = NULL;
     __atomic_store_n(&H.state, OFF, __ATOMIC_RELEASE);
 }

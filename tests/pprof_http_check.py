@@ -14,18 +14,30 @@ an arbitrary client sees it, malformed requests included.
   pprof_http_check.py trickle PORT SECONDS         a slowloris client sending a
                                                   byte a second: checks the
                                                   server ends it in time
+  pprof_http_check.py delta ABS0 DELTA ABS1 SECS   `go tool pprof -raw` texts of
+                                                  an absolute allocs profile, a
+                                                  SECS-second delta, another
+                                                  absolute one: the delta covers
+                                                  SECS seconds and holds only
+                                                  what was allocated meanwhile
+  pprof_http_check.py deltaheap DELTA SECS         a heap?gc=1 delta (-raw): its
+                                                  duration, and the collected
+                                                  heap's site in it
 """
 import gzip
 import json
 import re
 import socket
 import sys
+import threading
 import time
 
 # The limits src/pprof_http.c sets (its essay says why).
 CONN_TIMEOUT_S = 10
 CONN_LIFETIME_S = 30
 MAX_CONNS_PER_IP = 16
+MAX_DELTAS = 8
+MAX_DELTA_S = 3600
 
 
 def fail(msg):
@@ -154,6 +166,165 @@ def check_profile(port, path):
     return pb
 
 
+def pb_fields(pb):
+    """The top-level (field number, value) pairs of a protobuf message;
+    length-delimited values as bytes, varints as signed int64."""
+    out, i = [], 0
+
+    def varint():
+        nonlocal i
+        v, shift = 0, 0
+        while True:
+            b = pb[i]
+            i += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return v
+    while i < len(pb):
+        key = varint()
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v = varint()
+            out.append((num, v - (1 << 64) if v >= 1 << 63 else v))
+        elif wt == 2:
+            n = varint()
+            out.append((num, pb[i:i + n]))
+            i += n
+        else:
+            fail("unexpected wire type %d in a profile" % wt)
+    return out
+
+
+def check_delta(port, srcdir):
+    """?seconds=N: the reply comes N seconds later with duration_nanos set,
+    the server answers others meanwhile, at most MAX_DELTAS wait at once,
+    and a client that hangs up frees its place at once."""
+    result = {}
+
+    def fetch():
+        t0 = time.time()
+        result["reply"] = get(port, "/debug/pprof/allocs?seconds=2")
+        result["took"] = time.time() - t0
+    th = threading.Thread(target=fetch)
+    th.start()
+    time.sleep(0.3)
+    t0 = time.time()
+    read_memstats(port, srcdir)
+    if time.time() - t0 > 1:
+        fail("memstats took %.1fs while a delta profile was waiting" % (time.time() - t0))
+    th.join()
+    st, hd, body = result["reply"]
+    if st != 200:
+        fail("allocs?seconds=2: status %d (%r)" % (st, body[:200]))
+    if not 2.0 <= result["took"] < 6:
+        fail("allocs?seconds=2 answered after %.2fs" % result["took"])
+    if hd.get("content-disposition") != 'attachment; filename="allocs-delta"':
+        fail("delta content-disposition: %r" % hd.get("content-disposition"))
+    pb = gzip.decompress(body)
+    fields = pb_fields(pb)
+    dur = [v for n, v in fields if n == 10]
+    tn = [v for n, v in fields if n == 9]
+    if len(dur) != 1 or not 1.9e9 <= dur[0] <= 6e9:
+        fail("delta duration_nanos: %r, want about 2e9" % dur)
+    if len(tn) != 1 or abs(tn[0] / 1e9 - time.time()) > 30:
+        fail("delta time_nanos: %r" % tn)
+    # The absolute profile has no duration.
+    _, body = expect(port, "/debug/pprof/allocs", 200, "allocs")
+    if any(n == 10 for n, _ in pb_fields(gzip.decompress(body))):
+        fail("the absolute profile has a duration_nanos")
+
+    # MAX_DELTAS parked requests; one more is turned away at once.
+    parked = []
+    for _ in range(MAX_DELTAS):
+        s = connect(port)
+        s.sendall(b"GET /debug/pprof/heap?seconds=20 HTTP/1.1\r\nHost: x\r\n\r\n")
+        parked.append(s)
+    end = time.time() + 5
+    while True:
+        t0 = time.time()
+        st, _, body = get(port, "/debug/pprof/heap?seconds=1")
+        if st == 503:
+            break
+        if time.time() > end:
+            fail("delta %d of %d: status %d, want 503" % (MAX_DELTAS + 1, MAX_DELTAS, st))
+    if time.time() - t0 > 1:
+        fail("the 503 for one delta too many took %.1fs" % (time.time() - t0))
+    # They hang up: their places are free long before their 20 seconds.
+    for s in parked:
+        s.close()
+    end = time.time() + 3
+    while True:
+        st, _, body = get(port, "/debug/pprof/heap?seconds=1")
+        if st == 200:
+            break
+        if st != 503 or time.time() > end:
+            fail("after the parked clients hung up: status %d (%r)" % (st, body[:100]))
+        time.sleep(0.1)
+
+
+def raw_text(path):
+    """(duration in seconds or None, [values per sample]) of a -raw text."""
+    dur, samples, in_samples = None, [], False
+    for line in open(path):
+        m = re.match(r"Duration: ([0-9.]+)(ms|s)?$", line.strip())
+        if m:
+            dur = float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
+        if line.startswith("Samples:"):
+            in_samples = True
+        elif in_samples and re.match(r"^[A-Z]", line):
+            in_samples = False
+        m = re.match(r"^\s*(-?\d+)\s+(-?\d+)\s+(-?\d+)\s+(-?\d+):", line)
+        if in_samples and m:
+            samples.append([int(x) for x in m.groups()])
+    return dur, samples
+
+
+def check_raw_delta(abs0, delta, abs1, secs):
+    """abs0 and abs1 are absolute allocs profiles taken just before and just
+    after the delta: the delta's allocations must fit in what happened
+    between them (a cumulative profile served by mistake would hold all of
+    abs0 besides), and be under everything before."""
+    dur, ds = raw_text(delta)
+    if dur is None or not secs - 0.1 <= dur <= secs + 1.5:
+        fail("delta: Duration %r, want about %ss" % (dur, secs))
+    d0, s0 = raw_text(abs0)
+    _, s1 = raw_text(abs1)
+    if d0:
+        fail("an absolute profile has a Duration (%r)" % d0)
+    t0 = sum(v[0] for v in s0)
+    t1 = sum(v[0] for v in s1)
+    d = sum(v[0] for v in ds)
+    if not ds or d <= 0:
+        fail("delta: no allocations in %ss of a busy service" % secs)
+    if any(v[0] < 0 or v[1] < 0 for v in ds):
+        fail("delta: negative alloc_* values")
+    if any(v == [0, 0, 0, 0] for v in ds):
+        fail("delta: a sample with no change was kept")
+    # Unbiasing is not exactly additive: allow a quarter more.
+    if d > 1.25 * (t1 - t0) + 100:
+        fail("delta: %d objects allocated, but only %d between the two absolute "
+             "profiles around it" % (d, t1 - t0))
+    # The service ran several times the window before it, at a steady rate.
+    if d >= t0:
+        fail("delta: %d objects allocated in %ss, but only %d in all before it "
+             "(a cumulative profile?)" % (d, secs, t0))
+    print("delta: %d objects in %.2fs; %d between the absolute profiles, %d before"
+          % (d, dur, t1 - t0, t0))
+
+
+def check_raw_delta_heap(delta, secs):
+    dur, ds = raw_text(delta)
+    if dur is None or not secs - 0.1 <= dur <= secs + 2.5:
+        fail("heap delta: Duration %r, want about %ss" % (dur, secs))
+    if not ds:
+        fail("heap delta: no samples")
+    if "cache_page" not in open(delta).read():
+        fail("heap delta with gc=1: the collected heap's site (cache_page) is missing")
+    print("heap delta: %d samples, %d with negative in-use space"
+          % (len(ds), sum(1 for v in ds if v[3] < 0)))
+
+
 def check_index(port):
     hd, body = expect(port, "/debug/pprof/", 200, "index")
     if not hd.get("content-type", "").startswith("text/html"):
@@ -184,8 +355,15 @@ def check_malformed(port):
         ("/debug/pprof/heap?gc=-1", 400, "GET"),
         ("/debug/pprof/heap?gc=99999999999999999999", 400, "GET"),
         ("/debug/pprof/heap?seconds=", 400, "GET"),
+        ("/debug/pprof/heap?seconds=0", 400, "GET"),
+        ("/debug/pprof/heap?seconds=-1", 400, "GET"),
         ("/debug/pprof/heap?seconds=banana", 400, "GET"),
-        ("/debug/pprof/allocs?seconds=30", 400, "GET"),
+        ("/debug/pprof/heap?seconds=1.5", 400, "GET"),
+        ("/debug/pprof/allocs?seconds=99999", 400, "GET"),
+        ("/debug/pprof/allocs?seconds=%d" % (MAX_DELTA_S + 1), 400, "GET"),
+        ("/debug/pprof/heap?seconds=2&debug=1", 400, "GET"),
+        ("/debug/pprof/allocs?debug=1&seconds=2", 400, "GET"),
+        ("/debug/pprof/memstats?seconds=2", 400, "GET"),
         ("/debug/pprof/heap?debug=1", 400, "GET"),
         ("/debug/pprof/heap?nope=1", 400, "GET"),
         ("/debug/pprof/memstats?gc=1", 400, "GET"),
@@ -205,6 +383,12 @@ def check_malformed(port):
             fail("405 without 'Allow: GET, HEAD' (%r)" % hd.get("allow"))
         if not body.endswith(b"\n") or b"<" in body:
             fail("%s %s: error body should be one plain line: %r" % (method, path, body))
+        # Go's words for the delta parameter's refusals.
+        if "seconds=" in path and "memstats" not in path:
+            want = (b"seconds and debug params are incompatible" if "debug=1" in path
+                    else b'invalid value for "seconds"')
+            if want not in body:
+                fail("%s: %r, want %r" % (path, body, want))
     # The symbol page (pprof's fallback symbolization): GET says symbols
     # are served; addresses it does not know, or junk, get no line; a body
     # over its limit is refused.
@@ -384,6 +568,7 @@ def check_service(port, srcdir):
     if st != 200 or body != b"":
         fail("HEAD memstats: %d with %d body bytes" % (st, len(body)))
     check_malformed(port)
+    check_delta(port, srcdir)
     check_slowloris(port)
     # Still serving, and still the same process.
     ms = read_memstats(port, srcdir)
@@ -410,6 +595,11 @@ def check_preload(port, srcdir, mode):
     f1 = read_memstats(port, srcdir)["num_forced_gc"]
     if f1 != f0 + (0 if mode == "fast" else 1):
         fail("preload %s: heap?gc=1 took num_forced_gc from %d to %d" % (mode, f0, f1))
+    # A delta profile, suspended and resumed, under the preload library.
+    t0 = time.time()
+    _, body = expect(port, "/debug/pprof/allocs?seconds=1", 200, "preload: delta")
+    if time.time() - t0 < 1 or not any(n == 10 for n, _ in pb_fields(gzip.decompress(body))):
+        fail("preload %s: allocs?seconds=1 is not a one-second delta" % mode)
     for path, status, method in (("/debug/pprof/heap?gc=banana", 400, "GET"),
                                  ("/debug/pprof/heap", 405, "POST"),
                                  ("/debug/pprof/nope", 404, "GET")):
@@ -433,6 +623,10 @@ def main():
                       sys.argv[4] if len(sys.argv) > 4 else "fast")
     elif cmd == "trickle":
         trickle(int(sys.argv[2]), float(sys.argv[3]))
+    elif cmd == "delta":
+        check_raw_delta(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))
+    elif cmd == "deltaheap":
+        check_raw_delta_heap(sys.argv[2], float(sys.argv[3]))
     else:
         fail("unknown command " + cmd)
 

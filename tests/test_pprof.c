@@ -4,7 +4,8 @@
  * their order, period, unbiased values, labels, locations (return address
  * − 1, lines innermost first), functions, mappings (main first, build-id,
  * flags that agree with what was resolved), the string table, the allocs
- * view, and errors.
+ * view, delta profiles (a base snapshot subtracted: negative in-use values,
+ * unchanged samples dropped, duration_nanos), and errors.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -110,7 +111,7 @@ typedef struct profile {
     int nmaps;
     char *strs[1024];
     int nstrs;
-    int64_t time, period, period_type[2], default_type;
+    int64_t time, duration, period, period_type[2], default_type;
     uint8_t *raw;
 } profile;
 
@@ -230,6 +231,7 @@ static void decode(const uint8_t *buf, size_t len, profile *P)
             break;
         }
         case 9: P->time = (int64_t)f.v; break;
+        case 10: P->duration = (int64_t)f.v; break;
         case 12: P->period = (int64_t)f.v; break;
         case 14: P->default_type = (int64_t)f.v; break;
         default: fail_msg("unexpected Profile field %d", f.num);
@@ -268,13 +270,18 @@ static const dfn *fn(const profile *P, uint64_t id)
     return NULL;
 }
 
-/* Writes s through gcm__pprof_write and decodes the result. */
-static void write_and_decode(const gcm__prof_snap *s, bool allocs, profile *P)
+/* Writes s (less base, when not NULL) through gcm__pprof_write_delta and
+ * decodes the result. */
+static void write_and_decode_delta(const gcm__prof_snap *s, const gcm__prof_snap *base,
+                                   bool allocs, profile *P)
 {
     FILE *tf = tmpfile();
     assert_non_null(tf);
     int fd = fileno(tf);
-    assert_int_equal(gcm__pprof_write(fd, s, allocs), 0);
+    if (base == NULL)
+        assert_int_equal(gcm__pprof_write(fd, s, allocs), 0);
+    else
+        assert_int_equal(gcm__pprof_write_delta(fd, s, base, allocs), 0);
     off_t size = lseek(fd, 0, SEEK_END);
     assert_true(size > 20);
     uint8_t *gz = malloc((size_t)size);
@@ -296,6 +303,11 @@ static void write_and_decode(const gcm__prof_snap *s, bool allocs, profile *P)
     free(gz);
     decode(raw, len, P);
     P->raw = raw;
+}
+
+static void write_and_decode(const gcm__prof_snap *s, bool allocs, profile *P)
+{
+    write_and_decode_delta(s, NULL, allocs, P);
 }
 
 /* --- a snapshot with known stacks ---------------------------------------------- */
@@ -537,9 +549,103 @@ static void test_empty_and_rate_one(void **state)
     profile_free(&P);
 }
 
+/* The sample of bucket b (by its stack), or NULL. */
+static const dsample *sample_of(const profile *P, const gcm__bucket *b)
+{
+    for (int i = 0; i < P->nsamples; i++) {
+        const dsample *d = &P->samples[i];
+        if (d->nlocs != b->depth)
+            continue;
+        int k = 0;
+        while (k < d->nlocs && loc(P, d->locs[k])->address == b->pcs[k] - 1)
+            k++;
+        if (k == d->nlocs)
+            return d;
+    }
+    return NULL;
+}
+
+static void test_delta(void **state)
+{
+    (void)state;
+    gcm__bucket *a = recs[0].b, *b = recs[1].b, *c = recs[2].b;
+    uintptr_t fresh_pcs[2] = {0x31, 0x41};
+    gcm__bucket *fresh = gcm__bucket_intern(fresh_pcs, 2, GCM_PROF_MALLOC, NULL);
+    assert_non_null(fresh);
+    /* p0: recs as in the other tests.  p1, three seconds later: a
+     * allocated 5 more objects (320 bytes) and freed 8 (512), so it holds
+     * 3 fewer than before; b did not change (dropped); c is gone (its
+     * values negated); fresh is new. */
+    gcm__prof_rec later[3] = {
+        {fresh, {2, 64, 0, 0}},
+        {a, {15, 960, 12, 768}},
+        {b, {3, 3000, 0, 0}},
+    };
+    const int64_t t0 = 1700000000000000000, t1 = t0 + 3000000123;
+    gcm__prof_snap p0 = {recs, 3, 1, t0}, p1 = {later, 3, 1, t1};
+    profile P;
+    write_and_decode_delta(&p1, &p0, false, &P);
+    assert_int_equal(P.time, t1);
+    assert_int_equal(P.duration, 3000000123);
+    assert_int_equal(P.period, 1);
+    assert_int_equal(P.ntypes, 4);
+    assert_int_equal(P.nsamples, 3);
+    assert_null(sample_of(&P, b)); /* all four values zero: dropped */
+    /* At rate 1 the values are the counts: differences of the counts. */
+    const dsample *da = sample_of(&P, a), *dc = sample_of(&P, c),
+                  *df = sample_of(&P, fresh);
+    assert_non_null(da);
+    assert_non_null(dc);
+    assert_non_null(df);
+    static const int64_t want_a[4] = {5, 320, -3, -192}; /* in use 6 -> 3 */
+    static const int64_t want_c[4] = {-1, -16, 0, 0};
+    static const int64_t want_f[4] = {2, 64, 2, 64};
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(da->v[k], want_a[k]);
+        assert_int_equal(dc->v[k], want_c[k]);
+        assert_int_equal(df->v[k], want_f[k]);
+    }
+    /* The bytes label: the window's average size (320 / 5). */
+    assert_int_equal(label_num(&P, da, "bytes"), 64);
+    assert_int_equal(label_num(&P, df, "bytes"), 32);
+    assert_string_equal(label_str(&P, dc, "kind"), "malloc");
+    profile_free(&P);
+
+    /* Sampled: each end unbiased at its own rate, then subtracted. */
+    p0.rate = 524288;
+    p1.rate = 524288;
+    write_and_decode_delta(&p1, &p0, true, &P);
+    assert_string_equal(S(&P, P.default_type), "alloc_space");
+    da = sample_of(&P, a);
+    assert_non_null(da);
+    uint64_t u0[4], u1[4];
+    gcm__prof_unbias(10, 640, 524288, &u0[0], &u0[1]);
+    gcm__prof_unbias(6, 384, 524288, &u0[2], &u0[3]);
+    gcm__prof_unbias(15, 960, 524288, &u1[0], &u1[1]);
+    gcm__prof_unbias(3, 192, 524288, &u1[2], &u1[3]);
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(da->v[k], (int64_t)u1[k] - (int64_t)u0[k]);
+    assert_true(da->v[2] < 0 && da->v[3] < 0);
+    profile_free(&P);
+
+    /* Nothing changed: no samples, but the header and the duration. */
+    write_and_decode_delta(&p0, &p0, false, &P);
+    assert_int_equal(P.nsamples, 0);
+    assert_int_equal(P.ntypes, 4);
+    assert_int_equal(P.duration, 0);
+    profile_free(&P);
+    /* No base: the absolute profile, without a duration. */
+    write_and_decode(&p1, false, &P);
+    assert_int_equal(P.nsamples, 3);
+    assert_int_equal(P.duration, 0);
+    profile_free(&P);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
+    assert_int_equal(gcm__pprof_write_delta(-1, &snap, &snap, false), EBADF);
+    assert_int_equal(gcm__pprof_write_delta(1, NULL, &snap, false), EINVAL);
     assert_int_equal(gcm__pprof_write(-1, &snap, false), EBADF);
     assert_int_equal(gcm__pprof_write(1, NULL, false), EINVAL);
     int fd = open("/dev/full", O_WRONLY);
@@ -575,6 +681,7 @@ int main(void)
         cmocka_unit_test(test_locations_functions_mappings),
         cmocka_unit_test(test_allocs_view),
         cmocka_unit_test(test_empty_and_rate_one),
+        cmocka_unit_test(test_delta),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_fmt_bytes),
     };

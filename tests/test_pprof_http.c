@@ -3,7 +3,8 @@
  * gcm_pprof_serve(), with a small HTTP client of its own: the refusals
  * (malformed address, non-loopback address, port in use), one server per
  * process, the pages and their status codes, ?gc=1 running exactly one
- * collection, the symbol page naming a known function, and fork (the
+ * collection, a delta profile (?seconds=1) answered a second later, the
+ * symbol page naming a known function, and fork (the
  * child starts a server of its own on IPv6 loopback while the parent's
  * keeps serving).  The end-to-end script (pprof_http.sh) covers the
  * environment variables, malformed traffic, `go tool pprof` and the
@@ -23,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -222,6 +224,32 @@ static void test_gc_parameter(void **state)
     assert_int_equal(ms.num_forced_gc, before + 1);
 }
 
+/* ?seconds=N: the reply comes N seconds later, a delta named as Go's; with
+ * gc=1 a collection at each end of the window. */
+static void test_delta(void **state)
+{
+    (void)state;
+    struct gcm_memstats ms;
+    gcm_read_memstats(&ms);
+    uint32_t before = ms.num_forced_gc;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(get("GET", "/debug/pprof/heap?gc=1&seconds=1"), 200);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (took < 1.0 || took > 10)
+        fail_msg("heap?seconds=1 answered after %.2fs", took);
+    assert_true(has_header("Content-Disposition: attachment; filename=\"heap-delta\"\r\n"));
+    const unsigned char *b = (const unsigned char *)body();
+    assert_int_equal(b[0], 0x1f); /* gzip */
+    assert_int_equal(b[1], 0x8b);
+    gcm_read_memstats(&ms);
+    assert_int_equal(ms.num_forced_gc, before + 2);
+    assert_int_equal(get("HEAD", "/debug/pprof/allocs?seconds=1"), 200);
+    assert_true(has_header("Content-Disposition: attachment; filename=\"allocs-delta\"\r\n"));
+    assert_string_equal(body(), "");
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -231,7 +259,9 @@ static void test_errors(void **state)
     } cases[] = {
         {"GET", "/debug/pprof/heap?gc=banana", 400},
         {"GET", "/debug/pprof/heap?seconds=", 400},
-        {"GET", "/debug/pprof/heap?seconds=10", 400},
+        {"GET", "/debug/pprof/heap?seconds=0", 400},
+        {"GET", "/debug/pprof/heap?seconds=3601", 400},
+        {"GET", "/debug/pprof/allocs?seconds=1&debug=1", 400},
         {"GET", "/debug/pprof/heap?debug=2", 400},
         {"GET", "/debug/pprof/heap?color=red", 400},
         {"GET", "/debug/pprof/memstats?gc=1", 400},
@@ -345,6 +375,7 @@ int main(void)
         cmocka_unit_test(test_serve),
         cmocka_unit_test(test_pages),
         cmocka_unit_test(test_gc_parameter),
+        cmocka_unit_test(test_delta),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_symbol),
         cmocka_unit_test(test_fork),
