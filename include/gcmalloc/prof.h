@@ -77,9 +77,11 @@ GCM_API int gcm_profile_report(int fd);
 /* Starts the live profile endpoint, as GCMALLOC_PPROF_ADDR does at
  * start-up: an HTTP server on a thread of gcmalloc's own serving
  * /debug/pprof/ (an index), /debug/pprof/heap (?gc=1 collects first),
- * /debug/pprof/allocs and /debug/pprof/memstats (JSON), so that
+ * /debug/pprof/allocs and /debug/pprof/memstats (JSON); heap and allocs
+ * also serve Go's delta profiles (?seconds=N, 1..3600), so that
  *
  *     go tool pprof http://127.0.0.1:6060/debug/pprof/heap
+ *     go tool pprof -seconds 30 http://127.0.0.1:6060/debug/pprof/allocs
  *
  * reads the running process.  addr is "host:port": an IPv4 address,
  * "[IPv6]", "localhost", or nothing (":6060", loopback); port 0 picks a
