@@ -83,6 +83,16 @@ static void fork_each(int phase)
     }
 }
 
+void gcm__fork_mutex(pthread_mutex_t *mu, int phase)
+{
+    if (phase == GCM_FORK_PREPARE)
+        pthread_mutex_lock(mu);
+    else if (phase == GCM_FORK_PARENT)
+        pthread_mutex_unlock(mu);
+    else
+        pthread_mutex_init(mu, NULL);
+}
+
 static void fork_prepare(void) { fork_each(GCM_FORK_PREPARE); }
 static void fork_parent(void) { fork_each(GCM_FORK_PARENT); }
 static void fork_child(void) { fork_each(GCM_FORK_CHILD); }

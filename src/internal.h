@@ -1134,6 +1134,10 @@ GCM_HIDDEN uint32_t gcm__bufmem_index(unsigned cls, size_t off);
  * thread exists).  See the order and its reasons in init.c.
  * ---------------------------------------------------------------------- */
 enum { GCM_FORK_PREPARE, GCM_FORK_PARENT, GCM_FORK_CHILD };
+/* The whole handler of a module whose state across fork is one mutex:
+ * lock on PREPARE, unlock on PARENT, made anew on CHILD (a mutex the
+ * forking thread locked is not safe to unlock in the child). */
+GCM_HIDDEN void gcm__fork_mutex(pthread_mutex_t *mu, int phase);
 GCM_HIDDEN void gcm__gc_fork_outer(int phase);  /* the cycle lock        */
 GCM_HIDDEN void gcm__gc_fork_inner(int phase);  /* bdwgc's own           */
 GCM_HIDDEN void gcm__chunk_fork(int phase);

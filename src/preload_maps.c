@@ -161,12 +161,7 @@ static void push_maps(void)
 
 void gcm__maps_fork(int phase)
 {
-    if (phase == GCM_FORK_PREPARE)
-        pthread_mutex_lock(&mu);
-    else if (phase == GCM_FORK_PARENT)
-        pthread_mutex_unlock(&mu);
-    else
-        pthread_mutex_init(&mu, NULL);
+    gcm__fork_mutex(&mu, phase);
 }
 
 size_t gcm__maps_count(void) { return __atomic_load_n(&live_ranges, __ATOMIC_RELAXED); }

@@ -244,10 +244,5 @@ void gcm__lc_report_exit(void)
 /* fork(): `mu` is a leaf lock; the child must not inherit it held. */
 void gcm__lc_report_fork(int phase)
 {
-    if (phase == GCM_FORK_PREPARE)
-        pthread_mutex_lock(&mu);
-    else if (phase == GCM_FORK_PARENT)
-        pthread_mutex_unlock(&mu);
-    else
-        pthread_mutex_init(&mu, NULL);
+    gcm__fork_mutex(&mu, phase);
 }

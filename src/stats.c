@@ -48,12 +48,7 @@ void gcm__stats_record_cycle(const gcm__cycle *c)
 
 void gcm__stats_fork(int phase)
 {
-    if (phase == GCM_FORK_PREPARE)
-        pthread_mutex_lock(&mu);
-    else if (phase == GCM_FORK_PARENT)
-        pthread_mutex_unlock(&mu);
-    else
-        pthread_mutex_init(&mu, NULL);
+    gcm__fork_mutex(&mu, phase);
 }
 
 void gcm__counts_read(gcm__counts *c)

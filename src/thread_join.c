@@ -119,12 +119,7 @@ static int joined(pthread_t th, int rc)
  * they are a few words each. */
 void gcm__thread_join_fork(int phase)
 {
-    if (phase == GCM_FORK_PREPARE)
-        pthread_mutex_lock(&mu);
-    else if (phase == GCM_FORK_PARENT)
-        pthread_mutex_unlock(&mu);
-    else
-        pthread_mutex_init(&mu, NULL);
+    gcm__fork_mutex(&mu, phase);
 }
 
 API int pthread_join(pthread_t th, void **value)
