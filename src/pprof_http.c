@@ -119,6 +119,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1577,6 +1578,54 @@ static int start(const gcm__addr *a, const char *what, bool wait, int *port_out)
     return S.rc;
 }
 
+/* A forked child's last sweep: every socket bound to the served port,
+ * found by listing /proc/self/fd with the raw getdents64 (no allocation:
+ * this runs in a fork handler).  The tracked descriptors miss one kind:
+ * a connection libmicrohttpd is closing at the moment of the fork (its
+ * slot is cleared just before the close, so that a child never closes a
+ * number reused since). */
+static void close_port_sockets(int port)
+{
+    if (port <= 0)
+        return;
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return;
+    char buf[4096] __attribute__((aligned(8)));
+    long n;
+    while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < n;) {
+            struct {
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *d = (void *)(buf + off);
+            off += d->reclen;
+            if (d->name[0] < '0' || d->name[0] > '9')
+                continue;
+            int fd = 0;
+            for (const char *c = d->name; *c >= '0' && *c <= '9'; c++)
+                fd = fd * 10 + (*c - '0');
+            if (fd == dir)
+                continue;
+            struct sockaddr_storage ss;
+            socklen_t len = sizeof ss;
+            if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+                continue;
+            int p = ss.ss_family == AF_INET
+                        ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+                    : ss.ss_family == AF_INET6
+                        ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                        : -1;
+            if (p == port)
+                close(fd);
+        }
+    }
+    close(dir);
+}
+
 void gcm__pprof_http_fork(int phase)
 {
     if (phase != GCM_FORK_CHILD)
@@ -1601,6 +1650,7 @@ void gcm__pprof_http_fork(int phase)
      * snapshots are left as they are, like the daemon's memory. */
     for (int i = 0; i < MAX_DELTAS; i++)
         deltas[i] = (struct delta){0};
+    close_port_sockets(__atomic_load_n(&H.port, __ATOMIC_ACQUIRE));
     H.d = NULL;
     __atomic_store_n(&H.state, OFF, __ATOMIC_RELEASE);
 }
