@@ -173,10 +173,5 @@ size_t gcm__bucket_count(void)
 
 void gcm__bucket_fork(int phase)
 {
-    if (phase == 0)
-        pthread_mutex_lock(&B.mu);
-    else if (phase == 1)
-        pthread_mutex_unlock(&B.mu);
-    else
-        pthread_mutex_init(&B.mu, NULL);
+    gcm__fork_mutex(&B.mu, phase);
 }

@@ -187,10 +187,5 @@ int gcm__leak_report(int fd)
 
 void gcm__leak_fork(int phase)
 {
-    if (phase == 0)
-        pthread_mutex_lock(&L.mu);
-    else if (phase == 1)
-        pthread_mutex_unlock(&L.mu);
-    else
-        pthread_mutex_init(&L.mu, NULL);
+    gcm__fork_mutex(&L.mu, phase);
 }
