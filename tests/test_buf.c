@@ -22,16 +22,7 @@
 #include "internal.h"
 
 #include "diag_capture.h"
-
-static void set_debug(bool on)
-{
-    if (on)
-        setenv("GCMALLOC_DEBUG", "1", 1);
-    else
-        unsetenv("GCMALLOC_DEBUG");
-    gcm__options_reload();
-    gcm_set_gc_percent(-1);
-}
+#include "env_option.h"
 
 static int setup(void **state)
 {
@@ -234,7 +225,7 @@ static void test_debug_misuse(void **state)
     /* A class's debug mode is fixed when its pool is made (as GCMALLOC_DEBUG
      * is read at start-up in a real program): class 2560 is first used
      * here, with debug on. */
-    set_debug(true);
+    set_env_option("GCMALLOC_DEBUG", "1", true);
     char *b = gcm_buf_get(2500);
     char *big = gcm_buf_get(100000);
     char *m = malloc(256);
@@ -271,7 +262,7 @@ static void test_debug_misuse(void **state)
     out = capture_end();
     assert_int_equal(count_lines(out), 1);
     assert_non_null(strstr(out, "not a buffer from gcm_buf_get"));
-    set_debug(false);
+    set_env_option("GCMALLOC_DEBUG", NULL, true);
     /* Without debug mode a foreign pointer is still refused, silently: m
      * (malloc's) is not freed by the call, so free() below is its only one.
      * (A debug build cannot turn the checks off: there it is reported.) */

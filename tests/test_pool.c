@@ -31,6 +31,7 @@
 #include "internal.h"
 
 #include "diag_capture.h"
+#include "env_option.h"
 
 /* --- helpers ------------------------------------------------------------------- */
 
@@ -90,17 +91,6 @@ static gcm_pool *counted_pool(const char *name, size_t size, int gc)
     gcm_pool *p = gcm_pool_new(&o);
     assert_non_null(p);
     return p;
-}
-
-/* Options are re-read from the environment; GOGC goes back off after. */
-static void set_env_option(const char *name, const char *value)
-{
-    if (value != NULL)
-        setenv(name, value, 1);
-    else
-        unsetenv(name);
-    gcm__options_reload();
-    gcm_set_gc_percent(-1);
 }
 
 static int setup(void **state)
@@ -400,9 +390,9 @@ static void test_alignment(void **state)
 {
     (void)state;
     check_alignments();
-    set_env_option("GCMALLOC_DEBUG", "1");
+    set_env_option("GCMALLOC_DEBUG", "1", true);
     check_alignments();
-    set_env_option("GCMALLOC_DEBUG", NULL);
+    set_env_option("GCMALLOC_DEBUG", NULL, true);
 }
 
 static int fail_new(void *obj, void *arg)
@@ -618,7 +608,7 @@ static void test_destroy_returns_memory(void **state)
 
 static void check_misuse(int gc)
 {
-    set_env_option("GCMALLOC_DEBUG", "1");
+    set_env_option("GCMALLOC_DEBUG", "1", true);
     gcm_pool_options o = {.name = "strict", .size = 64, .holds_pointers = gc};
     gcm_pool *p = gcm_pool_new(&o), *q = gcm_pool_new(&o);
     void *a = gcm_pool_get(p), *b = gcm_pool_get(q);
@@ -664,7 +654,7 @@ static void check_misuse(int gc)
     gcm_pool_put(q, b);
     assert_int_equal(gcm_pool_destroy(q), 0);
     free(m);
-    set_env_option("GCMALLOC_DEBUG", NULL);
+    set_env_option("GCMALLOC_DEBUG", NULL, true);
 }
 
 static void test_debug_misuse(void **state)
@@ -679,7 +669,7 @@ static void test_debug_misuse(void **state)
 static void test_poolstats_lines(void **state)
 {
     (void)state;
-    set_env_option("GCMALLOC_POOLSTATS", "1");
+    set_env_option("GCMALLOC_POOLSTATS", "1", true);
     gcm_pool_options o = {.name = "printed", .size = 32};
     gcm_pool *p = gcm_pool_new(&o);
     void *x = gcm_pool_get(p);
@@ -721,7 +711,7 @@ static void test_poolstats_lines(void **state)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     assert_non_null(strstr(buf, "gcmalloc: pool \"atexit\" (8 B): gets 4, "
                                 "hit 75.0% (private 75.0%"));
-    set_env_option("GCMALLOC_POOLSTATS", NULL);
+    set_env_option("GCMALLOC_POOLSTATS", NULL, true);
 }
 
 int main(void)

@@ -39,6 +39,8 @@
 #include "gcmalloc.h"
 #include "internal.h"
 
+#include "env_option.h"
+
 enum { WORKERS = 3, FORKS = 150, LARGE = 1 << 20 };
 
 static gcm_pool *plain, *collected, *checked;
@@ -145,11 +147,9 @@ static void test_fork_during_pool_traffic(void **state)
                                                  .holds_pointers = true});
     /* A debug pool has headers and an object set, whose lock the fork
      * handlers must take too; the others keep the private-slot paths. */
-    setenv("GCMALLOC_DEBUG", "1", 1);
-    gcm__options_reload();
+    set_env_option("GCMALLOC_DEBUG", "1", false);
     checked = gcm_pool_new(&(gcm_pool_options){.name = "checked", .size = 32});
-    unsetenv("GCMALLOC_DEBUG");
-    gcm__options_reload();
+    set_env_option("GCMALLOC_DEBUG", NULL, false);
     assert_non_null(plain);
     assert_non_null(collected);
     assert_non_null(checked);
