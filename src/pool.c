@@ -1210,12 +1210,15 @@ static void on_cycle(const gcm__cycle *c, void *arg)
 
 /* --- threads that exit ------------------------------------------------------------ */
 
-/* Hands slot s's private slot and shared lists to their locals' victim
- * caches (other threads still find them there; the next cycle releases
- * them) and frees the slot.  Called with P.mu held by the thread that
- * owned the slot, as it exits (so it is in no busy window). */
-static void retire_slot_locked(uint32_t s)
+/* Hands the exiting thread's private slot and shared list to its local's
+ * victim cache (other threads still find them there; the next cycle
+ * releases them) and frees its slot. */
+static void on_thread_exit(gcm__tls *t)
 {
+    if (t->pool_slot == 0)
+        return;
+    uint32_t s = t->pool_slot - 1;
+    gcm__lock_acquire(&P.mu);
     uint64_t gen = P.gen + 1;
     for (gcm_pool *p = P.head; p != NULL; p = p->next) {
         larr *a = p->locals;
@@ -1223,6 +1226,8 @@ static void retire_slot_locked(uint32_t s)
         if (p->dying || l == NULL)
             continue;
         gcm__lock_acquire(&l->lock);
+        /* This thread owns the private slot and is not in a busy window;
+         * the rotation is excluded by P.mu. */
         void *x = GCM_LOAD(&l->private);
         if (x != NULL && ring_push_back(&l->victim, x))
             GCM_STORE(&l->private, NULL);
@@ -1238,23 +1243,15 @@ static void retire_slot_locked(uint32_t s)
             __atomic_store_n(&p->victim_gen, gen, __ATOMIC_RELEASE);
     }
     P.slot_tls[s] = NULL;
-}
-
-static void on_thread_exit(gcm__tls *t)
-{
-    if (t->pool_slot == 0)
-        return;
-    gcm__lock_acquire(&P.mu);
-    /* The rotation is excluded by P.mu. */
-    retire_slot_locked(t->pool_slot - 1);
     t->pool_slot = 0;
     gcm__lock_release(&P.mu);
 }
 
 /* --- fork -------------------------------------------------------------------------- */
 
-/* A child would inherit a pool lock some other thread held at the fork
- * held for good, and its next Get, Put or collection would spin forever.
+/* A child inherits every pool lock in the state it had at the fork: one
+ * that another thread held stays held for good, and the child's next Get,
+ * Put or collection would spin forever.
  * init.c takes the pools' locks in two steps of its one order:
  *   outer: rot_mu, right after the collector's cycle mutex — a rotation
  *          runs in a cycle hook and calls drop_fn and the backends with
