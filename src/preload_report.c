@@ -218,9 +218,15 @@ void gcm__lc_report_exit(void)
     char total[64], h[32];
     gcm__fmt_bytes(h, sizeof h, bytes);
     gcm__fmt(total, sizeof total, "%llu bytes (%s)", (unsigned long long)bytes, h);
+    /* Silence when nothing leaked, as LeakSanitizer does: leakcheck is run
+     * on whole process trees (a build, a shell loop), and one line per
+     * clean process buries the one report that matters.  GCMALLOC_VERBOSE
+     * asks for the confirmation. */
+    bool verbose = gcm__opt_bool(GCM_OPT_VERBOSE);
     if (objects == 0) {
-        gcm__diag("leakcheck: no leaks: every object that became unreachable "
-                  "had been freed");
+        if (verbose)
+            gcm__diag("leakcheck: no leaks: every object that became unreachable "
+                      "had been freed");
     } else {
         gcm__diag("leakcheck: at exit, %llu object(s), %s in all, became "
                   "unreachable without being freed; by site:",
@@ -234,7 +240,7 @@ void gcm__lc_report_exit(void)
         if (rc != 0)
             gcm__diag("GCMALLOC_LEAKS=\"%s\": cannot write the leak profile (%s)",
                       path, gcm__strerror(rc));
-        else
+        else if (objects != 0 || verbose)
             gcm__diag("leakcheck: leak profile written to %s (go tool pprof "
                       "-sample_index=inuse_space %s)", path, path);
     }

@@ -166,7 +166,7 @@ EOF
 
     # --- an unmodified program under the preload library ----------------------
     for m in fast gc leakcheck; do
-        start py env LD_PRELOAD="$preload" GCMALLOC_MODE=$m GCMALLOC_PPROF_ADDR=127.0.0.1:0 \
+        start py env LD_PRELOAD="$preload" GCMALLOC_MODE=$m GCMALLOC_PPROF_ADDR=127.0.0.1:0 GCMALLOC_LEAKS="$tmp/py.leaks.pb.gz" \
             "$py" -c "$py_loop"
         port=$(port_of py)
         python3 "$check" preload "$port" "$src" $m
@@ -178,7 +178,7 @@ EOF
             fail "preload $m: the endpoint's objects reported as leaked"
         fi
     done
-    grep -q 'leakcheck: ' "$tmp/py.err" || fail "leakcheck mode did not report"
+    [[ -s $tmp/py.leaks.pb.gz ]] || fail "leakcheck mode wrote no leak profile"
     echo "ok: pprof endpoint (service and preload)"
     exit 0
 fi

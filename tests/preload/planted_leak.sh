@@ -28,6 +28,18 @@ if sed -n '/leakcheck: at exit/,$p' "$tmp/err" | grep 'not sampled' >/dev/null; 
     echo "FAIL: unsampled leaks at rate 1"; exit 1
 fi
 
+# A program that leaks nothing: no line at all (a process tree under
+# leakcheck prints only the reports that matter), unless GCMALLOC_VERBOSE
+# asks for the confirmation.
+LD_PRELOAD="$lib" GCMALLOC_MODE=leakcheck GCMALLOC_LEAKS="$tmp/none.pb.gz" \
+    /bin/echo clean > "$tmp/clean.out" 2> "$tmp/clean.err"
+[[ ! -s $tmp/clean.err && -s $tmp/none.pb.gz ]] || {
+    echo "FAIL: a clean run printed something or wrote no profile:"; cat "$tmp/clean.err"; exit 1; }
+LD_PRELOAD="$lib" GCMALLOC_MODE=leakcheck GCMALLOC_VERBOSE=1 \
+    /bin/echo clean > "$tmp/clean.out" 2> "$tmp/clean.err"
+grep -q '^gcmalloc: leakcheck: no leaks' "$tmp/clean.err" || {
+    echo "FAIL: GCMALLOC_VERBOSE=1 did not confirm a clean run:"; cat "$tmp/clean.err"; exit 1; }
+
 command -v go >/dev/null || { echo "skip: go not installed"; exit 77; }
 go tool pprof -raw "$tmp/leaks.pb.gz" > /dev/null
 top=$(go tool pprof -top -sample_index=inuse_space -unit=B "$tmp/leaks.pb.gz" 2>/dev/null)

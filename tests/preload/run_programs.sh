@@ -89,10 +89,14 @@ for mode in "${modes[@]}"; do
                 echo "FAIL: $p under $mode: gctrace not readable:"; head -5 "$tmp/$p.$mode.gctrace"; cat "$tmp/trace.out"; fail=1
             fi
         fi
-        # leakcheck: a report at exit, and a leak profile pprof reads.
+        # leakcheck: a leak profile at exit, written even when nothing
+        # leaked (the report on stderr is printed only when something did),
+        # and pprof reads it.
         if [[ $mode == leakcheck ]]; then
-            if ! grep -q 'leakcheck: ' "$tmp/$p.$mode.err"; then
-                echo "FAIL: $p under leakcheck printed no leak report"; fail=1
+            if [[ ! -s $tmp/$p.$mode.leaks.pb.gz ]]; then
+                echo "FAIL: $p under leakcheck wrote no leak profile"; fail=1
+            elif grep -q 'leakcheck: no leaks' "$tmp/$p.$mode.err"; then
+                echo "FAIL: $p under leakcheck printed 'no leaks' without GCMALLOC_VERBOSE"; fail=1
             fi
             if [[ -s $tmp/$p.$mode.leaks.pb.gz ]] && ((have_go)) && \
                ! go tool pprof -raw "$tmp/$p.$mode.leaks.pb.gz" > /dev/null 2> "$tmp/pprof.err"; then
