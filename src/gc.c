@@ -685,6 +685,7 @@ void gcm__gc_init(void)
     GC_set_finalize_on_demand(1);
     GC_set_warn_proc(warn_proc);
     GC_set_abort_func(abort_proc);
+    gcm__signals_choose(); /* GCMALLOC_GC_SIGNALS, before GC_init */
     GC_init();
     /* From here on the program's signal masks leave bdwgc's stop-the-world
      * signals deliverable (signals.c): its handlers are installed now. */

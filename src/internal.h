@@ -64,6 +64,7 @@ typedef enum gcm__opt_id {
     GCM_OPT_MEMLIMIT,
     GCM_OPT_GCTRACE,
     GCM_OPT_MARKERS,
+    GCM_OPT_GC_SIGNALS,
     GCM_OPT_DEBUG,
     GCM_OPT_PROFILE_RATE,
     GCM_OPT_PROFILE,
@@ -90,7 +91,8 @@ typedef enum gcm__opt_type {
     GCM_OT_ENUM,     /* one of a listed set of words; stored as index */
     GCM_OT_PATH,     /* a file path                                   */
     GCM_OT_OUTPUT,   /* 0/off = none, 1/on/stderr = stderr, else path */
-    GCM_OT_ADDR      /* host:port to listen on; stored as the port      */
+    GCM_OT_ADDR,     /* host:port to listen on; stored as the port      */
+    GCM_OT_SIGNALS   /* two distinct signals; GCM_SIGNALS_PACK(a, b)    */
 } gcm__opt_type;
 
 typedef enum gcm__opt_source {
@@ -102,6 +104,11 @@ typedef enum gcm__opt_source {
 
 /* Values of GCM_OT_OUTPUT options. */
 enum { GCM_OUTPUT_NONE = 0, GCM_OUTPUT_STDERR = 1, GCM_OUTPUT_PATH = 2 };
+
+/* Values of GCM_OT_SIGNALS options: the first signal and the second. */
+#define GCM_SIGNALS_PACK(a, b) ((int64_t)(a) << 8 | (int64_t)(b))
+#define GCM_SIGNALS_FIRST(v) ((int)((v) >> 8))
+#define GCM_SIGNALS_SECOND(v) ((int)((v) & 0xff))
 
 /* Special integer a numeric option takes when set to its "off" word. */
 #define GCM_OPT_OFF INT64_MIN
@@ -148,6 +155,8 @@ typedef struct gcm__addr {
 } gcm__addr;
 GCM_HIDDEN int gcm__parse_addr(const char *text, gcm__addr *out,
                                const char **why);
+/* A signal as GCM_OT_SIGNALS writes it: "SIGPWR", "SIGRTMIN+6". */
+GCM_HIDDEN void gcm__signal_name(int sig, char *buf, size_t cap);
 /* Reads one environment variable without calling malloc (environ, or
  * /proc/self/environ before libc has set environ up).  NULL if unset. */
 GCM_HIDDEN const char *gcm__getenv(const char *name);
@@ -557,6 +566,10 @@ GCM_HIDDEN void gcm__code_range(const void *sym, uintptr_t *lo, uintptr_t *hi);
 /* The definition of `name` after ours (dlsym RTLD_NEXT), cached in *slot. */
 GCM_HIDDEN void *gcm__next_symbol(void **slot, const char *name);
 
+/* signals.c: before GC_init, sets the two signals bdwgc stops and
+ * restarts threads with (GCMALLOC_GC_SIGNALS), and names a disposition of
+ * the program's that GC_init is about to replace. */
+GCM_HIDDEN void gcm__signals_choose(void);
 /* signals.c: from the collector's start, the program's signal masks never
  * block the signals bdwgc stops threads with, and the program cannot take
  * those signals over.  Called by gcm__gc_init once GC_init has installed

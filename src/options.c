@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
@@ -78,6 +79,12 @@ static const gcm__opt_def table[GCM_OPT__COUNT] = {
         .min = 0, .max = 64,
         .doc = "marker threads (1 = mark on the collecting thread only); "
                "0 = bdwgc's default, one per CPU",
+    },
+    [GCM_OPT_GC_SIGNALS] = {
+        .name = "GCMALLOC_GC_SIGNALS", .type = GCM_OT_SIGNALS,
+        .def = "SIGRTMIN+6,SIGRTMIN+5",
+        .doc = "the two signals the collector stops and restarts threads "
+               "with; a program's own handlers for them are refused",
     },
     [GCM_OPT_DEBUG] = {
         .name = "GCMALLOC_DEBUG", .type = GCM_OT_BOOL, .def = "0",
@@ -200,6 +207,7 @@ const char *gcm__opt_type_name(const gcm__opt_def *d)
     case GCM_OT_PATH: return "path";
     case GCM_OT_OUTPUT: return "output";
     case GCM_OT_ADDR: return "addr";
+    case GCM_OT_SIGNALS: return "signals";
     }
     return "?";
 }
@@ -498,6 +506,118 @@ int gcm__parse_addr(const char *text, gcm__addr *out, const char **why)
     return 0;
 }
 
+/* The signals a collector may take over: those whose default action
+ * merely terminates or is ignored, that the C library and the kernel do not
+ * send on their own for a program's errors, and that bdwgc's handlers do
+ * not let through while a thread is stopped (SIGINT, SIGQUIT, SIGTERM,
+ * SIGABRT must stay the program's), plus every real-time signal.  The two
+ * the C library reserves below SIGRTMIN (SIGCANCEL, SIGSETXID) are out of
+ * range by construction. */
+static bool collector_signal_ok(int sig)
+{
+    return sig == SIGUSR1 || sig == SIGUSR2 || sig == SIGPWR || sig == SIGXCPU ||
+           sig == SIGXFSZ || sig == SIGVTALRM || (sig >= SIGRTMIN && sig <= SIGRTMAX);
+}
+
+void gcm__signal_name(int sig, char *buf, size_t cap)
+{
+    int lo = SIGRTMIN, hi = SIGRTMAX;
+    if (sig >= lo && sig <= hi) {
+        /* Written from the nearer end, as the C library's strsignal and
+         * gdb's "SIG40" do not: SIGRTMIN's number differs between C
+         * libraries, an offset from it does not. */
+        if (sig - lo <= hi - sig)
+            gcm__fmt(buf, cap, sig == lo ? "SIGRTMIN" : "SIGRTMIN+%d", sig - lo);
+        else
+            gcm__fmt(buf, cap, sig == hi ? "SIGRTMAX" : "SIGRTMAX-%d", hi - sig);
+        return;
+    }
+    const char *abbrev = sigabbrev_np(sig);
+    if (abbrev != NULL)
+        gcm__fmt(buf, cap, "SIG%s", abbrev);
+    else
+        gcm__fmt(buf, cap, "signal %d", sig);
+}
+
+/* One signal: a number, a name with or without "SIG" (any case), or
+ * RTMIN+n / RTMAX-n. */
+static int parse_signal(const char *s, int *out, const char **why)
+{
+    if (strncasecmp(s, "SIG", 3) == 0)
+        s += 3;
+    int64_t n = 0;
+    int sig = 0;
+    if (*s >= '0' && *s <= '9') {
+        int k = parse_digits(s, &n);
+        if (k < 0 || s[k] != '\0' || n > 255) {
+            *why = "not a signal name or number";
+            return -1;
+        }
+        sig = (int)n;
+    } else if (strncasecmp(s, "RTMIN", 5) == 0 || strncasecmp(s, "RTMAX", 5) == 0) {
+        bool from_min = (s[4] == 'N' || s[4] == 'n');
+        const char *t = s + 5;
+        if (*t != '\0') {
+            if (*t != (from_min ? '+' : '-')) {
+                *why = from_min ? "write SIGRTMIN+n" : "write SIGRTMAX-n";
+                return -1;
+            }
+            int k = parse_digits(t + 1, &n);
+            if (k <= 0 || t[1 + k] != '\0' || n > 255) {
+                *why = "not a signal name or number";
+                return -1;
+            }
+        }
+        sig = from_min ? SIGRTMIN + (int)n : SIGRTMAX - (int)n;
+        if (sig < SIGRTMIN || sig > SIGRTMAX) {
+            *why = "beyond the real-time signals (SIGRTMIN to SIGRTMAX)";
+            return -1;
+        }
+    } else {
+        for (int i = 1; i < SIGRTMIN; i++) {
+            const char *a = sigabbrev_np(i);
+            if (a != NULL && strcasecmp(a, s) == 0) {
+                sig = i;
+                break;
+            }
+        }
+        if (sig == 0) {
+            *why = "not a signal name or number";
+            return -1;
+        }
+    }
+    if (!collector_signal_ok(sig)) {
+        *why = "not a signal the collector may take (the program, the C library or the "
+               "kernel needs it)";
+        return -1;
+    }
+    *out = sig;
+    return 0;
+}
+
+/* Two signals separated by a comma, e.g. "SIGRTMIN+6,SIGRTMIN+5". */
+static int parse_signal_pair(char *s, int64_t *out, const char **why)
+{
+    char *comma = strchr(s, ',');
+    if (comma == NULL) {
+        *why = "two signals are needed, separated by a comma";
+        return -1;
+    }
+    *comma = '\0';
+    char a[32], b[32];
+    if (trim_value(s, a, sizeof a, why) != 0 || trim_value(comma + 1, b, sizeof b, why) != 0)
+        return -1;
+    int x, y;
+    if (parse_signal(a, &x, why) != 0 || parse_signal(b, &y, why) != 0)
+        return -1;
+    if (x == y) {
+        *why = "the two signals must differ";
+        return -1;
+    }
+    *out = GCM_SIGNALS_PACK(x, y);
+    return 0;
+}
+
 static int parse_bool(const char *s, int64_t *out, const char **why)
 {
     if (word_is(s, "1") || word_is(s, "true") || word_is(s, "on")) {
@@ -572,6 +692,8 @@ int gcm__opt_parse(const gcm__opt_def *d, const char *text, int64_t *out,
         *out = a.port;
         return 0;
     }
+    case GCM_OT_SIGNALS:
+        return parse_signal_pair(buf, out, why);
     }
     if (v < d->min || v > d->max) {
         *why = "out of range";
@@ -620,6 +742,11 @@ static void describe_expected(const gcm__opt_def *d, char *buf, size_t cap)
     case GCM_OT_ADDR:
         n = gcm__fmt(buf, cap, "host:port (127.0.0.1:6060, :6060, "
                                "[::1]:6060, localhost:0)");
+        break;
+    case GCM_OT_SIGNALS:
+        n = gcm__fmt(buf, cap, "two different signals separated by a comma, each "
+                               "SIGRTMIN+n, SIGRTMAX-n, SIGUSR1, SIGUSR2, SIGPWR, "
+                               "SIGXCPU, SIGXFSZ or SIGVTALRM");
         break;
     }
     if (d->off_word != NULL && n < cap)
@@ -796,6 +923,13 @@ static void format_value(size_t i, char *buf, size_t cap)
     case GCM_OT_ADDR: /* "off" is handled above */
         gcm__fmt(buf, cap, "%s", vals[i].s);
         return;
+    case GCM_OT_SIGNALS: {
+        char a[24], b[24];
+        gcm__signal_name(GCM_SIGNALS_FIRST(v), a, sizeof a);
+        gcm__signal_name(GCM_SIGNALS_SECOND(v), b, sizeof b);
+        gcm__fmt(buf, cap, "%s,%s", a, b);
+        return;
+    }
     }
 }
 

@@ -1,13 +1,27 @@
 /*
- * signals.c — keeping the collector's signals deliverable.
+ * signals.c — the collector's two signals: choosing them, and keeping
+ * them deliverable.
  *
- * bdwgc stops the world with signals: it sends every registered thread
- * SIGPWR, each thread's handler saves its registers, acknowledges and waits
- * in sigsuspend for SIGXCPU.  (These are bdwgc's Linux defaults;
- * GC_get_suspend_signal and GC_get_thr_restart_signal say which.)  A thread
- * that blocks SIGPWR never acknowledges, and the collecting thread resends
- * and waits until bdwgc gives up and aborts the process ("Signals delivery
- * fails constantly", after about 15 s).  Blocking every signal is common
+ * bdwgc stops the world with signals: it sends every registered thread a
+ * suspend signal, each thread's handler saves its registers, acknowledges
+ * and waits in sigsuspend for a restart signal.  Its Linux defaults are
+ * SIGPWR and SIGXCPU, and real programs handle those: xz and other
+ * CPU-limit-aware tools catch SIGXCPU to clean up when RLIMIT_CPU runs
+ * out, interactive shells trap it, UPS and init-style tools handle
+ * SIGPWR.  Such a program cannot run with a collector that owns them.  So
+ * gcmalloc moves the collector, before GC_init, to two real-time signals
+ * (GCMALLOC_GC_SIGNALS, by default SIGRTMIN+6 to suspend and SIGRTMIN+5
+ * to restart: the pair bdwgc itself uses where it builds with
+ * GC_USESIGRT_SIGNALS).  Real-time signals are numbered, not named, so a
+ * program uses one only after choosing it, and the usual choices are the
+ * first few (POSIX timers take SIGRTMIN).  A program that does use the
+ * pair chooses another with the option; a handler it installed before the
+ * collector started is named in one line, since GC_init replaces it.
+ *
+ * A thread that blocks the suspend signal never acknowledges, and the
+ * collecting thread resends and waits until bdwgc gives up and aborts the
+ * process ("Signals delivery fails constantly", after about 15 s).
+ * Blocking every signal is common
  * and legitimate in C services: the sigwait pattern (block everything in
  * every thread, one thread takes signals synchronously), signalfd, worker
  * pools that keep signals away from their threads.  bdwgc's answer is
@@ -22,7 +36,7 @@
  * that take signals synchronously — sigwait, sigwaitinfo, sigtimedwait,
  * signalfd — get the two removed from the set they take, because taking
  * them would steal the collector's stop request: sigwait would return
- * SIGPWR to the program and the collection would hang.  With the signals
+ * the suspend signal to the program and the collection would hang.  With the signals
  * left deliverable, a thread waiting in any of these runs bdwgc's handler
  * and goes on waiting (sigwait restarts; sigwaitinfo and friends may return
  * EINTR, like any call interrupted by a handler).  The program sees masks
@@ -230,13 +244,15 @@ static bool refuse(const char *call, int sig, uintptr_t caller)
         return false;
     int *once = &refused_once[sig == sig_restart];
     if (__atomic_exchange_n(once, 1, __ATOMIC_RELAXED) == 0) {
-        const char *a = sigabbrev_np(sig_suspend), *b = sigabbrev_np(sig_restart);
-        const char *s = sigabbrev_np(sig);
-        gcm__diag("%s(SIG%s) refused with EINVAL: gcmalloc's collector stops and restarts "
-                  "threads with SIG%s and SIG%s, and a disposition of the program's would "
-                  "break every collection (under the preload library, GCMALLOC_MODE=fast "
-                  "leaves signals alone)",
-                  call, s ? s : "?", a ? a : "?", b ? b : "?");
+        char a[24], b[24], s[24];
+        gcm__signal_name(sig_suspend, a, sizeof a);
+        gcm__signal_name(sig_restart, b, sizeof b);
+        gcm__signal_name(sig, s, sizeof s);
+        gcm__diag("%s(%s) refused with EINVAL: gcmalloc's collector stops and restarts "
+                  "threads with %s and %s, and a disposition of the program's would "
+                  "break every collection (GCMALLOC_GC_SIGNALS chooses two others; under "
+                  "the preload library, GCMALLOC_MODE=fast leaves signals alone)",
+                  call, s, a, b);
     }
     errno = EINVAL;
     return true;
@@ -279,6 +295,35 @@ API sighandler_t signal(int sig, sighandler_t handler)
 }
 
 /* --- start ---------------------------------------------------------------------- */
+
+/* Before GC_init: tell bdwgc which two signals to use.  GC_init installs
+ * its handlers on them, replacing whatever the program set before the
+ * collector started (a constructor that ran first, or a program that
+ * dlopen'ed gcmalloc late); that program would lose its handler without a
+ * word, so say it once. */
+void gcm__signals_choose(void)
+{
+    int64_t v = gcm__opt_int(GCM_OPT_GC_SIGNALS);
+    int sigs[2] = {GCM_SIGNALS_FIRST(v), GCM_SIGNALS_SECOND(v)};
+    for (int i = 0; i < 2; i++) {
+        struct sigaction cur;
+        if (REAL(F_SIGACTION, int (*)(int, const struct sigaction *, struct sigaction *))(
+                sigs[i], NULL, &cur) != 0)
+            continue;
+        bool custom = (cur.sa_flags & SA_SIGINFO) ? cur.sa_sigaction != NULL
+                                                  : cur.sa_handler != SIG_DFL;
+        if (custom) {
+            char name[24];
+            gcm__signal_name(sigs[i], name, sizeof name);
+            gcm__diag("the program's disposition of %s is replaced by the collector's "
+                      "handler; set GCMALLOC_GC_SIGNALS to two signals the program does "
+                      "not use",
+                      name);
+        }
+    }
+    GC_set_suspend_signal(sigs[0]);
+    GC_set_thr_restart_signal(sigs[1]);
+}
 
 void gcm__signals_init(void)
 {

@@ -13,6 +13,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,8 @@ static const gcm__opt_def d_enum = {.name = "T_ENUM", .type = GCM_OT_ENUM, .def 
                                     .words = colors};
 static const gcm__opt_def d_path = {.name = "T_PATH", .type = GCM_OT_PATH, .def = ""};
 static const gcm__opt_def d_out = {.name = "T_OUT", .type = GCM_OT_OUTPUT, .def = "0"};
+static const gcm__opt_def d_sigs = {.name = "T_SIGS", .type = GCM_OT_SIGNALS,
+                                    .def = "SIGRTMIN+6,SIGRTMIN+5"};
 static const gcm__opt_def d_addr = {.name = "T_ADDR", .type = GCM_OT_ADDR, .def = "off",
                                     .min = 0, .max = 65535, .off_word = "off"};
 
@@ -264,6 +267,63 @@ static void test_addr(void **state)
 }
 
 /* Every default in the real table parses with its own parser. */
+static void test_signals(void **state)
+{
+    (void)state;
+    int rt = SIGRTMIN, rtmax = SIGRTMAX;
+    struct {
+        const char *text;
+        int a, b;
+    } good[] = {
+        {"SIGRTMIN+6,SIGRTMIN+5", rt + 6, rt + 5},
+        {"rtmin+6, rtmin+5", rt + 6, rt + 5},
+        {" SIGPWR , SIGXCPU ", SIGPWR, SIGXCPU},
+        {"pwr,xcpu", SIGPWR, SIGXCPU},
+        {"SIGUSR1,SIGUSR2", SIGUSR1, SIGUSR2},
+        {"SIGRTMAX,SIGRTMAX-1", rtmax, rtmax - 1},
+        {"RTMIN,SIGVTALRM", rt, SIGVTALRM},
+        {"40,41", 40, 41},
+    };
+    for (size_t i = 0; i < GCM_ARRAY_LEN(good); i++) {
+        int64_t v = ok(&d_sigs, good[i].text);
+        assert_int_equal(GCM_SIGNALS_FIRST(v), good[i].a);
+        assert_int_equal(GCM_SIGNALS_SECOND(v), good[i].b);
+    }
+    struct {
+        const char *text, *why;
+    } junk[] = {
+        {"SIGPWR", "two signals are needed"},
+        {"SIGPWR,SIGPWR", "must differ"},
+        {"RTMIN+5,rtmin+5", "must differ"},
+        {"SIGSEGV,SIGXCPU", "not a signal the collector may take"},
+        {"SIGPWR,SIGKILL", "not a signal the collector may take"},
+        {"SIGINT,SIGXCPU", "not a signal the collector may take"},
+        {"SIGCHLD,SIGXCPU", "not a signal the collector may take"},
+        {"32,33", "not a signal the collector may take"}, /* the C library's own */
+        {"0,SIGPWR", "not a signal the collector may take"},
+        {"SIGRTMIN+99,SIGPWR", "beyond the real-time signals"},
+        {"SIGRTMAX+1,SIGPWR", "write SIGRTMAX-n"},
+        {"SIGRTMIN-1,SIGPWR", "write SIGRTMIN+n"},
+        {"SIGFOO,SIGPWR", "not a signal name or number"},
+        {"SIGPWR,", "empty"},
+        {",SIGPWR", "empty"},
+        {"99999999999999999999,1", "not a signal name or number"},
+        {"SIGPWR,SIGXCPU,SIGUSR1", "not a signal name or number"},
+    };
+    for (size_t i = 0; i < GCM_ARRAY_LEN(junk); i++) {
+        const char *why = bad(&d_sigs, junk[i].text);
+        if (strstr(why, junk[i].why) == NULL)
+            fail_msg("\"%s\": \"%s\", expected \"%s\"", junk[i].text, why, junk[i].why);
+    }
+    char name[24];
+    gcm__signal_name(rt + 6, name, sizeof name);
+    assert_string_equal(name, "SIGRTMIN+6");
+    gcm__signal_name(rtmax - 2, name, sizeof name);
+    assert_string_equal(name, "SIGRTMAX-2");
+    gcm__signal_name(SIGXCPU, name, sizeof name);
+    assert_string_equal(name, "SIGXCPU");
+}
+
 static void test_table_defaults_parse(void **state)
 {
     (void)state;
@@ -464,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_duration),
         cmocka_unit_test(test_enum_path_output),
         cmocka_unit_test(test_addr),
+        cmocka_unit_test(test_signals),
         cmocka_unit_test(test_table_defaults_parse),
         cmocka_unit_test(test_docs_match_table),
         cmocka_unit_test(test_env_good_and_bad),

@@ -2,7 +2,9 @@
  * test_signals.c — programs that block or take every signal still collect
  * (src/signals.c).
  *
- * bdwgc stops threads with SIGPWR and restarts them with SIGXCPU.  Before
+ * bdwgc stops threads with one signal and restarts them with another
+ * (GCMALLOC_GC_SIGNALS; SIGRTMIN+6 and SIGRTMIN+5 by default, run again
+ * with bdwgc's own SIGPWR and SIGXCPU).  Before
  * signals.c, a thread that blocked all signals (the sigwait server
  * pattern) made the next collection resend and wait until bdwgc aborted
  * the process after ~15 s; a thread waiting in sigwait on every signal
@@ -11,7 +13,8 @@
  * the collections complete, that the threads' collected objects survive
  * them, and that the program still gets its own signals.
  *
- * Linked with the shared library, as programs are.
+ * Linked with the shared library, as programs are; and with bdwgc, only to
+ * ask it which two signals gcmalloc gave it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +26,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <dlfcn.h>
 #include <sys/signalfd.h>
@@ -32,7 +36,20 @@
 
 #include <cmocka.h>
 
+#define GC_THREADS             /* declares the thread-signal queries */
+#define GC_NO_THREAD_REDIRECTS /* pthread_create stays the program's */
+#include <gc/gc.h>
+
 #include "gcmalloc.h"
+
+/* The collector's two signals, as bdwgc reports them. */
+static int S_SUSPEND, S_RESTART;
+
+static void read_collector_signals(void)
+{
+    S_SUSPEND = GC_get_suspend_signal();
+    S_RESTART = GC_get_thr_restart_signal();
+}
 
 static uint32_t cycles(void)
 {
@@ -83,16 +100,16 @@ static void test_masks_keep_collector_signals(void **state)
     full_set(&all);
     assert_int_equal(pthread_sigmask(SIG_BLOCK, &all, &old), 0);
     assert_int_equal(pthread_sigmask(SIG_BLOCK, NULL, &cur), 0);
-    assert_int_equal(sigismember(&cur, SIGPWR), 0);
-    assert_int_equal(sigismember(&cur, SIGXCPU), 0);
+    assert_int_equal(sigismember(&cur, S_SUSPEND), 0);
+    assert_int_equal(sigismember(&cur, S_RESTART), 0);
     assert_int_equal(sigismember(&cur, SIGUSR1), 1);
     assert_int_equal(sigismember(&cur, SIGTERM), 1);
     assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
 
     assert_int_equal(sigprocmask(SIG_SETMASK, &all, &old), 0);
     assert_int_equal(sigprocmask(SIG_BLOCK, NULL, &cur), 0);
-    assert_int_equal(sigismember(&cur, SIGPWR), 0);
-    assert_int_equal(sigismember(&cur, SIGXCPU), 0);
+    assert_int_equal(sigismember(&cur, S_SUSPEND), 0);
+    assert_int_equal(sigismember(&cur, S_RESTART), 0);
     assert_int_equal(sigismember(&cur, SIGINT), 1);
     assert_int_equal(sigprocmask(SIG_SETMASK, &old, NULL), 0);
 
@@ -206,7 +223,7 @@ static void *waiter_main(void *arg)
             break;
         }
         }
-        if (sig == SIGPWR || sig == SIGXCPU)
+        if (sig == S_SUSPEND || sig == S_RESTART)
             w->stray = sig;
         if (sig == SIGUSR1) {
             w->got = sig;
@@ -285,28 +302,28 @@ static void test_dispositions_refused(void **state)
     struct sigaction sa = {.sa_handler = SIG_IGN}, cur;
     sigemptyset(&sa.sa_mask);
     errno = 0;
-    assert_int_equal(sigaction(SIGXCPU, &sa, NULL), -1);
+    assert_int_equal(sigaction(S_RESTART, &sa, NULL), -1);
     assert_int_equal(errno, EINVAL);
     errno = 0;
-    assert_int_equal(sigaction(SIGPWR, &sa, &cur), -1);
+    assert_int_equal(sigaction(S_SUSPEND, &sa, &cur), -1);
     assert_int_equal(errno, EINVAL);
     errno = 0;
-    assert_true(signal(SIGPWR, SIG_IGN) == SIG_ERR);
+    assert_true(signal(S_SUSPEND, SIG_IGN) == SIG_ERR);
     assert_int_equal(errno, EINVAL);
     /* Back to the default is what a child does to every signal between
      * fork and exec (libuv's spawn treats a failure as fatal): it succeeds,
      * and the collector's handler stays (exec resets it anyway). */
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigemptyset(&dfl.sa_mask);
-    assert_int_equal(sigaction(SIGPWR, &dfl, &cur), 0);
+    assert_int_equal(sigaction(S_SUSPEND, &dfl, &cur), 0);
     assert_true(cur.sa_handler != SIG_DFL && cur.sa_handler != SIG_IGN);
-    assert_int_equal(sigaction(SIGXCPU, &dfl, NULL), 0);
-    sighandler_t was = signal(SIGXCPU, SIG_DFL);
+    assert_int_equal(sigaction(S_RESTART, &dfl, NULL), 0);
+    sighandler_t was = signal(S_RESTART, SIG_DFL);
     assert_true(was != SIG_ERR && was != SIG_DFL);
     /* Queries are answered: bdwgc's handlers are in place. */
-    assert_int_equal(sigaction(SIGPWR, NULL, &cur), 0);
+    assert_int_equal(sigaction(S_SUSPEND, NULL, &cur), 0);
     assert_true(cur.sa_handler != SIG_DFL && cur.sa_handler != SIG_IGN);
-    assert_int_equal(sigaction(SIGXCPU, NULL, &cur), 0);
+    assert_int_equal(sigaction(S_RESTART, NULL, &cur), 0);
     assert_true(cur.sa_handler != SIG_DFL && cur.sa_handler != SIG_IGN);
     /* Other signals are the program's. */
     assert_int_equal(sigaction(SIGUSR2, &sa, NULL), 0);
@@ -315,6 +332,48 @@ static void test_dispositions_refused(void **state)
     uint32_t before = cycles();
     assert_int_equal(gcm_gc(), 0);
     assert_true(cycles() > before);
+}
+
+/* The pair in force is the option's: bdwgc's real-time pair by default, and
+ * whatever GCMALLOC_GC_SIGNALS names otherwise (this file runs again with
+ * "SIGPWR,SIGXCPU").  Under the default, SIGXCPU and SIGPWR are the
+ * program's: a handler installs and runs (xz catches SIGXCPU). */
+static volatile sig_atomic_t xcpu_seen;
+static void on_xcpu(int sig)
+{
+    (void)sig;
+    xcpu_seen = 1;
+}
+
+static void test_signal_choice(void **state)
+{
+    (void)state;
+    const char *opt = getenv("GCMALLOC_GC_SIGNALS");
+    if (opt == NULL) {
+        assert_int_equal(S_SUSPEND, SIGRTMIN + 6);
+        assert_int_equal(S_RESTART, SIGRTMIN + 5);
+        struct sigaction sa = {.sa_handler = on_xcpu}, old;
+        sigemptyset(&sa.sa_mask);
+        assert_int_equal(sigaction(SIGXCPU, &sa, &old), 0);
+        assert_int_equal(raise(SIGXCPU), 0);
+        assert_int_equal(xcpu_seen, 1);
+        assert_int_equal(sigaction(SIGXCPU, &old, NULL), 0);
+        assert_true(signal(SIGPWR, SIG_IGN) != SIG_ERR);
+        assert_true(signal(SIGPWR, SIG_DFL) == SIG_IGN);
+        /* A mask that blocks everything keeps SIGXCPU blocked now. */
+        sigset_t all, cur, was;
+        sigfillset(&all);
+        assert_int_equal(pthread_sigmask(SIG_BLOCK, &all, &was), 0);
+        assert_int_equal(pthread_sigmask(SIG_BLOCK, NULL, &cur), 0);
+        assert_int_equal(sigismember(&cur, SIGXCPU), 1);
+        assert_int_equal(sigismember(&cur, SIGPWR), 1);
+        assert_int_equal(pthread_sigmask(SIG_SETMASK, &was, NULL), 0);
+    } else if (strcmp(opt, "SIGPWR,SIGXCPU") == 0) {
+        assert_int_equal(S_SUSPEND, SIGPWR);
+        assert_int_equal(S_RESTART, SIGXCPU);
+    } else {
+        fail_msg("run with GCMALLOC_GC_SIGNALS unset or SIGPWR,SIGXCPU, not %s", opt);
+    }
 }
 
 /* --- masks no interposer saw -------------------------------------------------------- */
@@ -336,10 +395,10 @@ static void *unseen_blocker(void *arg)
     full_set(&all);
     syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, NULL, (size_t)_NSIG / 8);
     pthread_sigmask(SIG_BLOCK, NULL, &cur);
-    int blocked = sigismember(&cur, SIGPWR) == 1 && sigismember(&cur, SIGXCPU) == 1;
+    int blocked = sigismember(&cur, S_SUSPEND) == 1 && sigismember(&cur, S_RESTART) == 1;
     gcm_thread_register();
     pthread_sigmask(SIG_BLOCK, NULL, &cur);
-    int unblocked = sigismember(&cur, SIGPWR) == 0 && sigismember(&cur, SIGXCPU) == 0 &&
+    int unblocked = sigismember(&cur, S_SUSPEND) == 0 && sigismember(&cur, S_RESTART) == 0 &&
                     sigismember(&cur, SIGUSR1) == 1 && sigismember(&cur, SIGTERM) == 1;
     if (blocked && unblocked)
         unseen_list = build(2000, 77);
@@ -382,7 +441,9 @@ static void test_mask_set_unseen(void **state)
 
 int main(void)
 {
+    read_collector_signals();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_signal_choice),
         cmocka_unit_test(test_masks_keep_collector_signals),
         cmocka_unit_test(test_blocked_threads_collect),
         cmocka_unit_test(test_sigwait),

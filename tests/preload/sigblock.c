@@ -16,8 +16,9 @@
  * must be identical under glibc's malloc and under every gcmalloc mode.
  *
  *   sigblock [workers] [lists per worker]
- *   sigblock xcpu      tries to install a SIGXCPU handler and says what
- *                      happened (refused in the collected modes)
+ *   sigblock handle SIG  tries to install a handler for SIG (XCPU, PWR or
+ *                        RTMIN+n), raises it, and says what happened: the
+ *                        collected modes refuse the collector's own two
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
@@ -90,27 +91,40 @@ static void *waiter(void *arg)
     return NULL;
 }
 
-static void on_xcpu(int sig)
+static volatile sig_atomic_t handled;
+
+static void on_signal(int sig)
 {
     (void)sig;
+    handled = 1;
 }
 
-static int try_xcpu(void)
+static int try_handle(const char *name)
 {
-    struct sigaction sa = {.sa_handler = on_xcpu};
+    int sig;
+    if (strcmp(name, "XCPU") == 0)
+        sig = SIGXCPU;
+    else if (strcmp(name, "PWR") == 0)
+        sig = SIGPWR;
+    else if (strncmp(name, "RTMIN+", 6) == 0)
+        sig = SIGRTMIN + atoi(name + 6);
+    else
+        return 2;
+    struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGXCPU, &sa, NULL) != 0) {
-        printf("SIGXCPU handler refused: %s\n", strerror(errno));
+    if (sigaction(sig, &sa, NULL) != 0) {
+        printf("SIG%s handler refused: %s\n", name, strerror(errno));
         return 0;
     }
-    printf("SIGXCPU handler installed\n");
+    raise(sig);
+    printf("SIG%s handler installed%s\n", name, handled ? " and ran" : ", but did not run");
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "xcpu") == 0)
-        return try_xcpu();
+    if (argc > 2 && strcmp(argv[1], "handle") == 0)
+        return try_handle(argv[2]);
     int workers = argc > 1 ? atoi(argv[1]) : 4;
     if (argc > 2)
         lists_per_worker = atol(argv[2]);
