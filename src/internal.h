@@ -863,6 +863,27 @@ GCM_HIDDEN int gcm__sym_resolve(uintptr_t pc, gcm__sym_frame *out, int max);
  * program's gcm_arena_alloc): part of the call into gcmalloc, left out of
  * profiles.  Symbolizes them; for writers, not for the allocation path. */
 GCM_HIDDEN int gcm__sym_api_frames(const uintptr_t *pcs, int depth);
+/* fork(): the module's locks (leaves: nothing is taken under them but
+ * mimalloc's and the dynamic loader's). */
+GCM_HIDDEN void gcm__sym_fork(int phase);
+struct dl_phdr_info;
+/* The hex GNU build-id of a loaded object ("" if none), from its notes in
+ * memory. */
+GCM_HIDDEN void gcm__phdr_build_id(const struct dl_phdr_info *info, char *out,
+                                   size_t cap);
+
+/* prof_symtab.c: function names from ELF symbol tables (the object's
+ * .symtab, its build-id debug file's, or its .dynsym), read per object on
+ * first use; no DWARF. */
+typedef struct gcm__symtab_hit {
+    const char *name;  /* lives as long as the process */
+    bool local;        /* a static (STB_LOCAL) function */
+} gcm__symtab_hit;
+/* The function symbol containing pc, if any.  Thread-safe. */
+GCM_HIDDEN bool gcm__symtab_lookup(uintptr_t pc, gcm__symtab_hit *out);
+/* ELF files opened so far (objects and debug files): for the tests. */
+GCM_HIDDEN unsigned gcm__symtab_files_read(void);
+GCM_HIDDEN void gcm__symtab_fork(int phase);
 
 typedef struct gcm__mapping {
     uintptr_t start, limit, offset; /* executable segment, page-aligned */

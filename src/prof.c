@@ -356,10 +356,12 @@ void *gcm__prof_perm_alloc(size_t n)
 /* --- start-up ------------------------------------------------------------------- */
 
 /* fork(): the child must not inherit a profiler lock some other thread
- * held at the moment of the fork. */
+ * held at the moment of the fork.  Symbolization's locks come after the
+ * leak watcher's, which reports (and symbolizes) under its own. */
 static void fork_prepare(void)
 {
     gcm__leak_fork(0);
+    gcm__sym_fork(0);
     gcm__bucket_fork(0);
     pthread_mutex_lock(&perm.mu);
     gcm__sampled_fork(0);
@@ -370,6 +372,7 @@ static void fork_parent(void)
     gcm__sampled_fork(1);
     pthread_mutex_unlock(&perm.mu);
     gcm__bucket_fork(1);
+    gcm__sym_fork(1);
     gcm__leak_fork(1);
 }
 
@@ -378,6 +381,7 @@ static void fork_child(void)
     gcm__sampled_fork(2);
     pthread_mutex_init(&perm.mu, NULL);
     gcm__bucket_fork(2);
+    gcm__sym_fork(2);
     gcm__leak_fork(2);
 }
 

@@ -160,6 +160,12 @@ int gcm__sym_api_frames(const uintptr_t *pcs, int depth)
     return k;
 }
 
+void gcm__sym_fork(int phase)
+{
+    gcm__fork_mutex(&state_mu, phase);
+    gcm__symtab_fork(phase);
+}
+
 /* --- mappings ----------------------------------------------------------------------- */
 
 typedef struct map_ctx {
@@ -169,7 +175,7 @@ typedef struct map_ctx {
     bool first;
 } map_ctx;
 
-static void hex_build_id(const struct dl_phdr_info *info, char *out, size_t cap)
+void gcm__phdr_build_id(const struct dl_phdr_info *info, char *out, size_t cap)
 {
     out[0] = '\0';
     for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -221,7 +227,7 @@ static int on_object(struct dl_phdr_info *info, size_t size, void *arg)
     if (!main_exe && path[0] == '\0')
         return 0; /* nothing to name it by */
     char build_id[sizeof c->m->build_id];
-    hex_build_id(info, build_id, sizeof build_id);
+    gcm__phdr_build_id(info, build_id, sizeof build_id);
     uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
