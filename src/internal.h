@@ -68,6 +68,7 @@ typedef enum gcm__opt_id {
     GCM_OPT_DEBUG,
     GCM_OPT_PROFILE_RATE,
     GCM_OPT_PROFILE,
+    GCM_OPT_PROFILE_SYMBOLS,
     GCM_OPT_PROFILE_SIGNAL,
     GCM_OPT_PROFILE_INTERVAL,
     GCM_OPT_PROFILE_REPORT,
@@ -847,22 +848,52 @@ typedef struct gcm__prof_snap {
 GCM_HIDDEN int gcm__prof_snap_take(gcm__prof_snap *s);
 GCM_HIDDEN void gcm__prof_snap_free(gcm__prof_snap *s);
 
-/* prof_symbol.c: in-process symbolization (libbacktrace) and the map of
- * loaded objects. */
+/* prof_symbol.c: in-process symbolization and the map of loaded objects.
+ * The modes are GCMALLOC_PROFILE_SYMBOLS's words, in the table's order. */
+typedef enum gcm__sym_mode {
+    GCM_SYM_AUTO,      /* lines after a second of run time, functions before */
+    GCM_SYM_LINES,     /* DWARF: function, file, line, inlined frames      */
+    GCM_SYM_FUNCTIONS, /* symbol tables: function names only               */
+    GCM_SYM_NONE,      /* addresses only                                   */
+} gcm__sym_mode;
+/* The mode of a profile for `option` (a GCMALLOC_PROFILE_SYMBOLS value)
+ * in a process that has run ran_ns, writes a series of profiles or not,
+ * and has the DWARF read already or not: never GCM_SYM_AUTO.  Pure; for
+ * the tests. */
+GCM_HIDDEN gcm__sym_mode gcm__sym_mode_pick(int64_t option, int64_t ran_ns,
+                                            bool in_series, bool dwarf_loaded);
+/* Says the process writes profiles as it runs (interval and signal dumps,
+ * the endpoint), to be compared with one another: auto is lines from the
+ * first. */
+GCM_HIDDEN void gcm__sym_series(void);
+/* The mode a profile written now uses (the option, auto decided). */
+GCM_HIDDEN gcm__sym_mode gcm__sym_mode_now(void);
+/* The mode of text reports and the symbol endpoint, which nothing can
+ * symbolize later: auto is lines, none is functions. */
+GCM_HIDDEN gcm__sym_mode gcm__sym_mode_text(void);
+GCM_HIDDEN const char *gcm__sym_mode_name(gcm__sym_mode mode);
+/* true once libbacktrace has been asked anything (and so has read the
+ * DWARF of every loaded object): the tests' witness that the cheaper
+ * modes never do. */
+GCM_HIDDEN bool gcm__sym_dwarf_loaded(void);
 typedef struct gcm__sym_frame {
     const char *function; /* NULL when unknown */
     const char *file;     /* NULL when unknown */
     int line;             /* 0 when unknown    */
 } gcm__sym_frame;
-/* Resolves the instruction at pc: up to max frames, an inlined callee
- * before its caller.  Returns the count (0: nothing known).  Strings live
- * as long as the process.  Thread-safe. */
-GCM_HIDDEN int gcm__sym_resolve(uintptr_t pc, gcm__sym_frame *out, int max);
+/* Resolves the instruction at pc as `mode` allows: up to max frames, an
+ * inlined callee before its caller (only lines knows files, lines and
+ * inlined frames; none knows nothing).  Returns the count (0: nothing
+ * known).  Strings live as long as the process.  Thread-safe. */
+GCM_HIDDEN int gcm__sym_resolve(gcm__sym_mode mode, uintptr_t pc,
+                                gcm__sym_frame *out, int max);
 /* How many of a stack's innermost return addresses are in gcmalloc's
  * public headers' inline code, compiled as functions of their own (an -O0
  * program's gcm_arena_alloc): part of the call into gcmalloc, left out of
- * profiles.  Symbolizes them; for writers, not for the allocation path. */
-GCM_HIDDEN int gcm__sym_api_frames(const uintptr_t *pcs, int depth);
+ * profiles.  Symbolizes them as `mode` allows (none: 0); for writers, not
+ * for the allocation path. */
+GCM_HIDDEN int gcm__sym_api_frames(gcm__sym_mode mode, const uintptr_t *pcs,
+                                   int depth);
 /* fork(): the module's locks (leaves: nothing is taken under them but
  * mimalloc's and the dynamic loader's). */
 GCM_HIDDEN void gcm__sym_fork(int phase);

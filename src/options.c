@@ -102,6 +102,13 @@ static const gcm__opt_def table[GCM_OPT__COUNT] = {
         .doc = "heap profile written at exit (pprof format, %p = pid); also "
                "the base name of signal and interval dumps (path.N)",
     },
+    [GCM_OPT_PROFILE_SYMBOLS] = {
+        .name = "GCMALLOC_PROFILE_SYMBOLS", .type = GCM_OT_ENUM, .def = "auto",
+        .words = (const char *const[]){"auto", "lines", "functions", "none", NULL},
+        .doc = "how profiles name addresses: lines (DWARF: files, lines, "
+               "inlined frames), functions (symbol tables only), none; auto "
+               "= lines once the process has run 1s, functions before",
+    },
     [GCM_OPT_PROFILE_SIGNAL] = {
         .name = "GCMALLOC_PROFILE_SIGNAL", .type = GCM_OT_ENUM, .def = "off",
         .words = profile_signal_words,

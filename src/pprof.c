@@ -5,7 +5,7 @@
  *
  *   Profile  1 sample_type (ValueType)   2 sample   3 mapping   4 location
  *            5 function   6 string_table   9 time_nanos   10 duration_nanos
- *            11 period_type   12 period   14 default_sample_type
+ *            11 period_type   12 period   13 comment   14 default_sample_type
  *   Sample   1 location_id (packed)   2 value (packed)   3 label
  *   Label    1 key   2 str   3 num
  *   Mapping  1 id  2 memory_start  3 memory_limit  4 file_offset  5 filename
@@ -22,7 +22,9 @@
  * addresses = return address − 1; the main executable's mapping first.
  * We add string labels kind=gc|arena|pool|buf|malloc and name=<arena or
  * pool name>, so `pprof -tagfocus` splits the paths.  The "allocs" view is
- * the same data with default_sample_type = alloc_space.
+ * the same data with default_sample_type = alloc_space.  One comment says
+ * how the addresses were named (GCMALLOC_PROFILE_SYMBOLS, prof_symbol.c);
+ * a mapping's has_* flags say what was found for every location in it.
  *
  * Delta profiles (gcm__pprof_write_delta, for the endpoint's ?seconds=N):
  * the same writer given a base snapshot taken N seconds earlier writes,
@@ -286,6 +288,7 @@ typedef struct builder {
     gcm__mapping *maps;
     pmap *mflags;
     int nmaps;
+    gcm__sym_mode mode; /* how addresses are named, for the whole profile */
 } builder;
 
 static uint64_t hash_bytes(const char *s, size_t n)
@@ -378,7 +381,7 @@ static uint32_t loc_id(builder *B, uintptr_t pc)
     l->line0 = (uint32_t)B->nline;
     l->nlines = 0;
     gcm__sym_frame fr[MAX_INLINE];
-    int n = gcm__sym_resolve(addr, fr, MAX_INLINE);
+    int n = gcm__sym_resolve(B->mode, addr, fr, MAX_INLINE);
     bool func = n > 0, file = n > 0, line = n > 0;
     for (int i = 0; i < n; i++) {
         if (!gcm__prof_grow((void **)&B->line, &B->capline, B->nline + 1, sizeof *B->line)) {
@@ -476,7 +479,7 @@ static void put_sample(sample_ctx *x, const gcm__bucket *b, const uint64_t v[4],
                        uint64_t avg)
 {
     builder *B = x->B;
-    int skip = gcm__sym_api_frames(b->pcs, b->depth);
+    int skip = gcm__sym_api_frames(B->mode, b->pcs, b->depth);
     for (int d = skip; d < b->depth; d++)
         x->ids[d - skip] = loc_id(B, b->pcs[d]);
     buf *m = x->m;
@@ -565,6 +568,30 @@ static bool put_delta_samples(sample_ctx *x, const gcm__prof_snap *s,
     return ok;
 }
 
+/* The profile's comment (`pprof -comments`, and `-raw`): which
+ * GCMALLOC_PROFILE_SYMBOLS mode named the addresses, so a reader missing
+ * files and lines learns why and what to set. */
+static void symbols_comment(gcm__sym_mode mode, char *out, size_t cap)
+{
+    const char *why = gcm__opt_int(GCM_OPT_PROFILE_SYMBOLS) == GCM_SYM_AUTO
+                          ? " (auto: the process had run less than 1s)" : "";
+    switch (mode) {
+    case GCM_SYM_LINES:
+        gcm__fmt(out, cap, "gcmalloc symbols=lines: functions, files, lines "
+                           "and inlined frames from DWARF");
+        return;
+    case GCM_SYM_FUNCTIONS:
+        gcm__fmt(out, cap, "gcmalloc symbols=functions%s: function names from "
+                           "symbol tables; GCMALLOC_PROFILE_SYMBOLS=lines adds "
+                           "files, lines and inlined frames", why);
+        return;
+    default:
+        gcm__fmt(out, cap, "gcmalloc symbols=none: addresses and mappings with "
+                           "build IDs only");
+        return;
+    }
+}
+
 int gcm__pprof_write(int fd, const gcm__prof_snap *s, bool allocs)
 {
     return gcm__pprof_write_delta(fd, s, NULL, allocs);
@@ -587,6 +614,7 @@ int gcm__pprof_write_delta(int fd, const gcm__prof_snap *s,
         return rc;
 
     str_id(&B, ""); /* string_table[0] */
+    B.mode = gcm__sym_mode_now();
     B.nmaps = gcm__mappings_read(&B.maps);
     if (B.nmaps < 0) {
         B.nmaps = 0;
@@ -645,7 +673,7 @@ int gcm__pprof_write_delta(int fd, const gcm__prof_snap *s,
         put_u64(&m, 7, fn);
         put_u64(&m, 8, f->used && f->all_file);
         put_u64(&m, 9, f->used && f->all_line);
-        put_u64(&m, 10, fn);
+        put_u64(&m, 10, fn && B.mode == GCM_SYM_LINES); /* only DWARF knows */
         put_msg(&top, 3, &m);
         flush_top(&g, &top, false);
     }
@@ -684,6 +712,10 @@ int gcm__pprof_write_delta(int fd, const gcm__prof_snap *s,
         put_i64(&top, 10, s->time_ns - base->time_ns);
     value_type(&top, &m, 11, s_space, s_bytes);
     put_i64(&top, 12, s->rate);
+    /* comment: how the addresses were named, and how to get more. */
+    char comment[200];
+    symbols_comment(B.mode, comment, sizeof comment);
+    put_i64(&top, 13, str_id(&B, comment));
     if (allocs)
         put_i64(&top, 14, s_alloc_space);
     /* The string table, now complete. */

@@ -962,7 +962,8 @@ static void sym_token(const char *t, size_t n)
     if (pc == 0)
         return;
     gcm__sym_frame f[8];
-    if (gcm__sym_resolve((uintptr_t)pc, f, (int)GCM_ARRAY_LEN(f)) <= 0 ||
+    if (gcm__sym_resolve(gcm__sym_mode_text(), (uintptr_t)pc, f,
+                         (int)GCM_ARRAY_LEN(f)) <= 0 ||
         f[0].function == NULL)
         return;
     char line[600];
@@ -1552,6 +1553,9 @@ static int start(const gcm__addr *a, const char *what, bool wait, int *port_out)
         __atomic_store_n(&H.state, OFF, __ATOMIC_RELEASE);
         return EPERM;
     }
+    /* Profiles fetched from a running process are compared with one
+     * another: the same symbolization for all of them. */
+    gcm__sym_series();
     /* Posts left from an earlier server (one that stopped by itself). */
     while (sem_trywait(&S.started) == 0)
         ;

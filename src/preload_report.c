@@ -81,9 +81,10 @@ static int by_bytes(const void *a, const void *b)
 
 static void print_stack(const gcm__bucket *b)
 {
+    gcm__sym_mode mode = gcm__sym_mode_text();
     for (int i = 0; i < b->depth && i < 16; i++) {
         gcm__sym_frame f[8];
-        int n = gcm__sym_resolve(b->pcs[i] - 1, f, 8);
+        int n = gcm__sym_resolve(mode, b->pcs[i] - 1, f, 8);
         if (n == 0) {
             gcm__diag("        %p", (void *)b->pcs[i]);
             continue;

@@ -297,6 +297,8 @@ __attribute__((constructor)) static void dump_start(void)
     static int started;
     if (__atomic_exchange_n(&started, 1, __ATOMIC_ACQ_REL))
         return;
+    if (D.sig != 0 || D.interval_ns > 0)
+        gcm__sym_series(); /* compared with -base: one symbolization */
     if (D.sem_ready && (D.sig != 0 || D.interval_ns > 0 || D.leak)) {
         pthread_t th;
         int rc = gcm__thread_spawn(&th, helper_main, NULL);

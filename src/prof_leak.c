@@ -141,9 +141,10 @@ static int report_one(int fd, char *buf, const gcm__bucket *b)
                           gcm__prof_kind_name(b->kind),
                           b->name != NULL ? " name=" : "",
                           b->name != NULL ? b->name : "");
-    for (int d = gcm__sym_api_frames(b->pcs, b->depth); d < b->depth; d++) {
+    gcm__sym_mode mode = gcm__sym_mode_text();
+    for (int d = gcm__sym_api_frames(mode, b->pcs, b->depth); d < b->depth; d++) {
         gcm__sym_frame fr[MAX_INLINE];
-        int n = gcm__sym_resolve(b->pcs[d] - 1, fr, MAX_INLINE);
+        int n = gcm__sym_resolve(mode, b->pcs[d] - 1, fr, MAX_INLINE);
         if (n == 0) {
             len = append(buf, len, "    #%-2d %p\n", d, (void *)b->pcs[d]);
             continue;

@@ -39,6 +39,7 @@ typedef struct report {
     size_t nidx, capidx;
     uint32_t *nht;       /* node indices + 1, open addressing */
     size_t capnht;
+    gcm__sym_mode mode;  /* one for the whole report */
     bool oom;
 } report;
 
@@ -114,7 +115,7 @@ static uint32_t nodes_of_pc(report *R, uintptr_t pc, uint32_t *first)
         return (uint32_t)v;
     }
     gcm__sym_frame fr[MAX_INLINE];
-    int n = gcm__sym_resolve(pc - 1, fr, MAX_INLINE);
+    int n = gcm__sym_resolve(R->mode, pc - 1, fr, MAX_INLINE);
     int want = n > 0 ? n : 1;
     if (!gcm__prof_grow((void **)&R->idx, &R->capidx, R->nidx + (size_t)want, sizeof *R->idx)) {
         R->oom = true;
@@ -223,6 +224,7 @@ int gcm__prof_report(int fd, const gcm__prof_snap *s, int top)
         top = 10;
     report R;
     memset(&R, 0, sizeof R);
+    R.mode = gcm__sym_mode_text();
     uint64_t total[2] = {0, 0};
     size_t samples = 0;
     for (size_t i = 0; i < s->n && !R.oom; i++) {
@@ -237,7 +239,7 @@ int gcm__prof_report(int fd, const gcm__prof_snap *s, int top)
         samples += r->c.allocs;
         total[0] += v[0];
         total[1] += v[1];
-        int skip = gcm__sym_api_frames(b->pcs, b->depth);
+        int skip = gcm__sym_api_frames(R.mode, b->pcs, b->depth);
         for (int d = skip; d < b->depth && !R.oom; d++) {
             uint32_t first, count = nodes_of_pc(&R, b->pcs[d], &first);
             for (uint32_t k = 0; k < count; k++) {

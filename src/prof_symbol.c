@@ -1,16 +1,43 @@
 /*
  * prof_symbol.c — what the addresses in a profile mean.
  *
- * Symbolization happens in the process, when a profile is written, with
+ * How much a profile says about its addresses is GCMALLOC_PROFILE_SYMBOLS,
+ * because the cost differs by two orders of magnitude:
+ *
+ *   lines      function, file, line and inlined frames, from DWARF, with
+ *              libbacktrace (below).  Its first use reads the debug
+ *              information of every loaded object — ~63 ms for libc, ld.so
+ *              and libm with Debian's compressed -dbg files, more for a
+ *              large program — once per process.
+ *   functions  function names from the ELF symbol tables of the objects
+ *              the addresses fall in (prof_symtab.c): well under 1 ms per
+ *              object, no DWARF read.
+ *   none       nothing: addresses and the mappings with their build-ids,
+ *              for pprof to symbolize where the binaries are.
+ *   auto       (the default) lines for a process that writes profiles
+ *              as it runs (interval or signal dumps, the /debug/pprof
+ *              endpoint) or has run for a second, functions before: a
+ *              service or a long job pays the DWARF read once and gets
+ *              files and lines; a short process under the preload library
+ *              (make, a shell loop, a test suite running thousands of them)
+ *              is not made several times slower.  Once the DWARF has been
+ *              read anyway (a text report), auto is lines too.
+ *
+ * A writer picks the mode once (gcm__sym_mode_now) and uses it for every
+ * address of one profile, so one profile is never a mix.  Text reports
+ * (gcm__sym_mode_text) are asked for and cannot be symbolized later: auto
+ * gives them lines at any run time, and none function names.
+ *
  * libbacktrace (the library gcc ships as libbacktrace.a and uses for its
- * own sanitizers' reports).  It reads the DWARF line tables and the symbol
+ * own sanitizers' reports) reads the DWARF line tables and the symbol
  * tables of the executable and of every loaded shared object (following
  * .gnu_debuglink and build-id links to separate debug files), reports
  * inlined frames innermost first, and allocates only with mmap — never
  * malloc, so it is safe in a process whose malloc is ours.  Its state is
  * made once and kept: it cannot be freed, and rebuilding it would re-read
  * the debug information.  Frames without DWARF information (libc without
- * its -dbg package) fall back to the symbol table's names.
+ * its -dbg package) fall back to the symbol table's names.  It has no
+ * cheaper entry: backtrace_syminfo reads the DWARF of everything too.
  *
  * Inline code of gcmalloc's public headers (gcm_arena_alloc's inline
  * path) is left out of a frame's inlined chain: it belongs to the call
@@ -109,10 +136,9 @@ static bool api_inline(const gcm__sym_frame *f)
            strstr(f->file, "gcmalloc/") != NULL;
 }
 
-int gcm__sym_resolve(uintptr_t pc, gcm__sym_frame *out, int max)
+/* Function, file, line and inlined frames from DWARF (lines mode). */
+static int resolve_lines(uintptr_t pc, gcm__sym_frame *out, int max)
 {
-    if (out == NULL || max <= 0)
-        return 0;
     struct backtrace_state *s = get_state();
     if (s == NULL)
         return 0;
@@ -146,15 +172,113 @@ int gcm__sym_resolve(uintptr_t pc, gcm__sym_frame *out, int max)
     return c.n;
 }
 
-int gcm__sym_api_frames(const uintptr_t *pcs, int depth)
+/* --- modes ------------------------------------------------------------------------- */
+
+/* auto: how long a process must have run before its profiles are worth
+ * the DWARF read (at most ~10% of its life at ~65-110 ms a process). */
+#define AUTO_LINES_AFTER_NS ((int64_t)1000000000)
+
+static int series; /* the process writes profiles as it runs */
+
+void gcm__sym_series(void) { __atomic_store_n(&series, 1, __ATOMIC_RELEASE); }
+
+gcm__sym_mode gcm__sym_mode_pick(int64_t option, int64_t ran_ns, bool in_series,
+                                 bool dwarf_loaded)
 {
+    switch (option) {
+    case GCM_SYM_LINES:
+    case GCM_SYM_FUNCTIONS:
+    case GCM_SYM_NONE:
+        return (gcm__sym_mode)option;
+    default:
+        /* A series of profiles is compared with -base, which matches
+         * frames by name, file and line: all of it in one mode, from the
+         * first.  Once libbacktrace holds the DWARF, lines cost nothing
+         * more. */
+        return ran_ns >= AUTO_LINES_AFTER_NS || in_series || dwarf_loaded
+                   ? GCM_SYM_LINES : GCM_SYM_FUNCTIONS;
+    }
+}
+
+gcm__sym_mode gcm__sym_mode_now(void)
+{
+    return gcm__sym_mode_pick(gcm__opt_int(GCM_OPT_PROFILE_SYMBOLS),
+                              gcm__since_start_ns(),
+                              __atomic_load_n(&series, __ATOMIC_ACQUIRE) != 0,
+                              gcm__sym_dwarf_loaded());
+}
+
+/* A text report (leak check, leak suspects, GCMALLOC_PROFILE_REPORT) is
+ * asked for, read once by a person, and cannot be symbolized afterwards:
+ * auto gives it files and lines whatever the run time, and none function
+ * names. */
+gcm__sym_mode gcm__sym_mode_text(void)
+{
+    switch (gcm__opt_int(GCM_OPT_PROFILE_SYMBOLS)) {
+    case GCM_SYM_FUNCTIONS:
+    case GCM_SYM_NONE:
+        return GCM_SYM_FUNCTIONS;
+    default:
+        return GCM_SYM_LINES;
+    }
+}
+
+const char *gcm__sym_mode_name(gcm__sym_mode mode)
+{
+    static const char *const names[] = {"auto", "lines", "functions", "none"};
+    return (unsigned)mode < GCM_ARRAY_LEN(names) ? names[mode] : "?";
+}
+
+bool gcm__sym_dwarf_loaded(void)
+{
+    return __atomic_load_n(&state, __ATOMIC_ACQUIRE) != NULL;
+}
+
+int gcm__sym_resolve(gcm__sym_mode mode, uintptr_t pc, gcm__sym_frame *out, int max)
+{
+    if (out == NULL || max <= 0)
+        return 0;
+    if (mode == GCM_SYM_AUTO)
+        mode = gcm__sym_mode_now();
+    if (mode == GCM_SYM_LINES)
+        return resolve_lines(pc, out, max);
+    gcm__symtab_hit h;
+    if (mode != GCM_SYM_FUNCTIONS || !gcm__symtab_lookup(pc, &h))
+        return 0;
+    out[0].function = h.name;
+    out[0].file = NULL;
+    out[0].line = 0;
+    return 1;
+}
+
+/* The symbol-table form of api_inline: without files, an out-of-line copy
+ * of a header's static inline function is a local symbol named gcm_ (the
+ * library's own functions are global, or gcm__ and never on a stack). */
+static bool api_symbol(uintptr_t pc)
+{
+    gcm__symtab_hit h;
+    return gcm__symtab_lookup(pc, &h) && h.local &&
+           strncmp(h.name, "gcm_", 4) == 0 && h.name[4] != '_';
+}
+
+int gcm__sym_api_frames(gcm__sym_mode mode, const uintptr_t *pcs, int depth)
+{
+    if (mode == GCM_SYM_AUTO)
+        mode = gcm__sym_mode_now();
     int k = 0;
     while (k < depth - 1) {
-        gcm__sym_frame f[4];
-        /* gcm__sym_resolve drops API frames inlined into others; one left
-         * alone is a function of its own. */
-        if (gcm__sym_resolve(pcs[k] - 1, f, 4) != 1 || !api_inline(&f[0]))
-            break;
+        if (mode == GCM_SYM_FUNCTIONS) {
+            if (!api_symbol(pcs[k] - 1))
+                break;
+        } else if (mode == GCM_SYM_LINES) {
+            gcm__sym_frame f[4];
+            /* resolve_lines drops API frames inlined into others; one
+             * left alone is a function of its own. */
+            if (resolve_lines(pcs[k] - 1, f, 4) != 1 || !api_inline(&f[0]))
+                break;
+        } else {
+            break; /* none: nothing is read, so nothing is known */
+        }
         k++;
     }
     return k;

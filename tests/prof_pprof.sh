@@ -28,6 +28,9 @@ trap 'rm -rf "$tmp"' EXIT
 # go tool pprof wants a writable home and cache.
 export HOME=$tmp GOCACHE=$tmp/gocache GOPATH=$tmp/gopath PPROF_TMPDIR=$tmp/pprof
 unset GCMALLOC_PROFILE GCMALLOC_PROFILE_RATE GCMALLOC_PROFILE_REPORT
+# Files, lines and inlined frames are checked below: ask for them, as the
+# runs are shorter than auto's second (prof_symbols.sh checks the modes).
+export GCMALLOC_PROFILE_SYMBOLS=lines
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 

@@ -448,6 +448,33 @@ static void test_env_good_and_bad(void **state)
     gcm__options_reload();
 }
 
+/* An enum row's bad value names the words it accepts and keeps the
+ * default (GCMALLOC_PROFILE_SYMBOLS: a typo must not turn on the costly
+ * mode, nor turn names off). */
+static void test_enum_row_bad_value(void **state)
+{
+    (void)state;
+    setenv("GCMALLOC_PROFILE_SYMBOLS", "dwarf", 1);
+    capture_stderr_begin();
+    gcm__options_reload();
+    char *out = capture_end();
+    assert_int_equal(count_lines(out), 1);
+    assert_non_null(strstr(out, "gcmalloc: GCMALLOC_PROFILE_SYMBOLS=\"dwarf\": "
+                                "not one of the allowed words; expected one of: "
+                                "auto, lines, functions, none; using default auto"));
+    assert_int_equal(gcm__opt_int(GCM_OPT_PROFILE_SYMBOLS), GCM_SYM_AUTO);
+    assert_int_equal(gcm__opt_source_of(GCM_OPT_PROFILE_SYMBOLS), GCM_SRC_INVALID);
+
+    setenv("GCMALLOC_PROFILE_SYMBOLS", " Functions ", 1);
+    capture_stderr_begin();
+    gcm__options_reload();
+    out = capture_end();
+    assert_string_equal(out, "");
+    assert_int_equal(gcm__opt_int(GCM_OPT_PROFILE_SYMBOLS), GCM_SYM_FUNCTIONS);
+    unsetenv("GCMALLOC_PROFILE_SYMBOLS");
+    gcm__options_reload();
+}
+
 static void test_verbose_listing(void **state)
 {
     (void)state;
@@ -528,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_table_defaults_parse),
         cmocka_unit_test(test_docs_match_table),
         cmocka_unit_test(test_env_good_and_bad),
+        cmocka_unit_test(test_enum_row_bad_value),
         cmocka_unit_test(test_verbose_listing),
         cmocka_unit_test(test_bad_values_never_crash),
         cmocka_unit_test(test_getenv_direct),

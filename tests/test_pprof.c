@@ -24,6 +24,7 @@
 
 #include "gcmalloc.h"
 #include "internal.h"
+#include "env_option.h"
 
 /* --- a protobuf reader ------------------------------------------------------- */
 
@@ -112,6 +113,8 @@ typedef struct profile {
     char *strs[1024];
     int nstrs;
     int64_t time, duration, period, period_type[2], default_type;
+    int64_t comments[4];
+    int ncomments;
     uint8_t *raw;
 } profile;
 
@@ -233,6 +236,10 @@ static void decode(const uint8_t *buf, size_t len, profile *P)
         case 9: P->time = (int64_t)f.v; break;
         case 10: P->duration = (int64_t)f.v; break;
         case 12: P->period = (int64_t)f.v; break;
+        case 13:
+            assert_true(P->ncomments < 4);
+            P->comments[P->ncomments++] = (int64_t)f.v;
+            break;
         case 14: P->default_type = (int64_t)f.v; break;
         default: fail_msg("unexpected Profile field %d", f.num);
         }
@@ -348,13 +355,13 @@ static int build_snapshot(void **state)
     int skip_a = 0, skip_b = 0;
     gcm__sym_frame f[16];
     while (skip_a < depth_a) {
-        int n = gcm__sym_resolve(pcs_a[skip_a] - 1, f, 16);
+        int n = gcm__sym_resolve(GCM_SYM_LINES, pcs_a[skip_a] - 1, f, 16);
         if (n > 0 && strcmp(f[n - 1].function, "pp_site_a") == 0)
             break;
         skip_a++;
     }
     while (skip_b < depth_b) {
-        int n = gcm__sym_resolve(pcs_b[skip_b] - 1, f, 16);
+        int n = gcm__sym_resolve(GCM_SYM_LINES, pcs_b[skip_b] - 1, f, 16);
         if (n > 0 && strcmp(f[n - 1].function, "pp_site_b") == 0)
             break;
         skip_b++;
@@ -410,6 +417,9 @@ static void test_layout(void **state)
     assert_int_equal(P.period, 524288);
     assert_int_equal(P.time, 1234567890123456789);
     assert_int_equal(P.default_type, 0); /* heap view: pprof shows the last */
+    /* One comment: how the addresses were named. */
+    assert_int_equal(P.ncomments, 1);
+    assert_true(strncmp(S(&P, P.comments[0]), "gcmalloc symbols=", 17) == 0);
     profile_free(&P);
 }
 
@@ -672,6 +682,67 @@ static void test_fmt_bytes(void **state)
     }
 }
 
+/* GCMALLOC_PROFILE_SYMBOLS: what each mode writes for the same stacks.
+ * (DWARF is loaded already -- build_snapshot resolved in lines mode -- so
+ * this checks what is written, not what is read: test_prof_symtab.c
+ * checks that functions and none never read DWARF.) */
+static void test_symbol_modes(void **state)
+{
+    (void)state;
+    profile P;
+
+    set_env_option("GCMALLOC_PROFILE_SYMBOLS", "functions", false);
+    write_and_decode(&snap, false, &P);
+    assert_string_equal(S(&P, P.comments[0]),
+                        "gcmalloc symbols=functions: function names from symbol "
+                        "tables; GCMALLOC_PROFILE_SYMBOLS=lines adds files, "
+                        "lines and inlined frames");
+    /* The leaf is named by the function it is in: the inlined helper is
+     * not known without DWARF. */
+    const dloc *leaf = loc(&P, P.samples[0].locs[0]);
+    assert_int_equal(leaf->nlines, 1);
+    const dfn *f = fn(&P, leaf->lines[0].fn);
+    assert_string_equal(S(&P, f->name), "pp_site_a");
+    assert_string_equal(S(&P, f->file), "");
+    assert_int_equal(leaf->lines[0].line, 0);
+    assert_string_equal(S(&P, fn(&P, loc(&P, P.samples[1].locs[0])->lines[0].fn)->name),
+                        "pp_site_b");
+    assert_true(P.maps[0].fn);
+    for (int m = 0; m < P.nmaps; m++)
+        assert_false(P.maps[m].fl || P.maps[m].ln || P.maps[m].inl);
+    profile_free(&P);
+
+    set_env_option("GCMALLOC_PROFILE_SYMBOLS", "none", false);
+    write_and_decode(&snap, false, &P);
+    assert_string_equal(S(&P, P.comments[0]),
+                        "gcmalloc symbols=none: addresses and mappings with "
+                        "build IDs only");
+    assert_int_equal(P.nfns, 0);
+    for (int i = 0; i < P.nlocs; i++)
+        assert_int_equal(P.locs[i].nlines, 0);
+    assert_true(P.locs[0].mapping != 0); /* still placed in its mapping */
+    for (int m = 0; m < P.nmaps; m++)
+        assert_false(P.maps[m].fn || P.maps[m].fl || P.maps[m].ln || P.maps[m].inl);
+    assert_int_equal(strlen(S(&P, P.maps[0].build_id)), 40);
+    profile_free(&P);
+
+    set_env_option("GCMALLOC_PROFILE_SYMBOLS", "lines", false);
+    write_and_decode(&snap, false, &P);
+    assert_string_equal(S(&P, P.comments[0]),
+                        "gcmalloc symbols=lines: functions, files, lines and "
+                        "inlined frames from DWARF");
+    assert_int_equal(loc(&P, P.samples[0].locs[0])->nlines, 2);
+    assert_true(P.maps[0].fn && P.maps[0].inl); /* _start has no file */
+    profile_free(&P);
+
+    /* auto, once DWARF has been read (here by build_snapshot), is lines
+     * whatever the run time: it costs nothing more. */
+    set_env_option("GCMALLOC_PROFILE_SYMBOLS", NULL, false);
+    write_and_decode(&snap, false, &P);
+    assert_int_equal(loc(&P, P.samples[0].locs[0])->nlines, 2);
+    profile_free(&P);
+}
+
 int main(void)
 {
     gcm_init();
@@ -684,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_delta),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_fmt_bytes),
+        cmocka_unit_test(test_symbol_modes),
     };
     return cmocka_run_group_tests(tests, build_snapshot, NULL);
 }

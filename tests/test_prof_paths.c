@@ -35,8 +35,8 @@ static gcm__prof_counts totals(gcm__prof_kind kind, const char *name, const char
             continue;
         if (leaf != NULL) {
             gcm__sym_frame f[16];
-            int k = gcm__sym_api_frames(b->pcs, b->depth);
-            int n = b->depth > k ? gcm__sym_resolve(b->pcs[k] - 1, f, 16) : 0;
+            int k = gcm__sym_api_frames(GCM_SYM_LINES, b->pcs, b->depth);
+            int n = b->depth > k ? gcm__sym_resolve(GCM_SYM_LINES, b->pcs[k] - 1, f, 16) : 0;
             if (n == 0 || f[n - 1].function == NULL || strcmp(f[n - 1].function, leaf) != 0)
                 continue;
         }

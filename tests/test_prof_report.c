@@ -26,7 +26,7 @@ static int cut_at(uintptr_t *pcs, int n, const char *fn)
 {
     for (int i = 0; i < n; i++) {
         gcm__sym_frame f[16];
-        int k = gcm__sym_resolve(pcs[i] - 1, f, 16);
+        int k = gcm__sym_resolve(GCM_SYM_LINES, pcs[i] - 1, f, 16);
         if (k > 0 && f[k - 1].function != NULL && strcmp(f[k - 1].function, fn) == 0)
             return i;
     }

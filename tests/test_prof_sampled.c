@@ -53,7 +53,7 @@ static gcm__bucket *bucket_at(const char *fn, gcm__prof_kind kind)
         if (b->kind != kind || b->depth == 0)
             continue;
         gcm__sym_frame f[16];
-        int n = gcm__sym_resolve(b->pcs[0] - 1, f, 16);
+        int n = gcm__sym_resolve(GCM_SYM_LINES, b->pcs[0] - 1, f, 16);
         if (n > 0 && f[n - 1].function != NULL && strcmp(f[n - 1].function, fn) == 0)
             return b;
     }

@@ -21,7 +21,7 @@
 static const char *name_of(uintptr_t ret)
 {
     gcm__sym_frame f[16];
-    int n = gcm__sym_resolve(ret - 1, f, 16);
+    int n = gcm__sym_resolve(GCM_SYM_LINES, ret - 1, f, 16);
     /* The outermost of an inlined chain is the function the code is in. */
     return n > 0 ? f[n - 1].function : NULL;
 }

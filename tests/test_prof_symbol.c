@@ -48,7 +48,7 @@ static void test_function_file_line(void **state)
     (void)state;
     known_function();
     gcm__sym_frame f[8];
-    int n = gcm__sym_resolve(here_ret - 1, f, 8);
+    int n = gcm__sym_resolve(GCM_SYM_LINES, here_ret - 1, f, 8);
     assert_int_equal(n, 1);
     assert_string_equal(f[0].function, "known_function");
     assert_non_null(f[0].file);
@@ -79,14 +79,14 @@ static void test_inlined_frames_innermost_first(void **state)
     (void)state;
     inline_host();
     gcm__sym_frame f[8];
-    int n = gcm__sym_resolve(here_ret - 1, f, 8);
+    int n = gcm__sym_resolve(GCM_SYM_LINES, here_ret - 1, f, 8);
     assert_int_equal(n, 2);
     assert_string_equal(f[0].function, "inlined_callee");
     assert_int_equal(f[0].line, inline_line);
     assert_string_equal(f[1].function, "inline_host");
     assert_int_equal(f[1].line, outer_line); /* the call site */
     /* Asking for fewer frames gives the innermost. */
-    n = gcm__sym_resolve(here_ret - 1, f, 1);
+    n = gcm__sym_resolve(GCM_SYM_LINES, here_ret - 1, f, 1);
     assert_int_equal(n, 1);
     assert_string_equal(f[0].function, "inlined_callee");
 }
@@ -98,7 +98,7 @@ static void test_shared_library_function(void **state)
      * without debug information. */
     uintptr_t a = (uintptr_t)&crc32 + 4;
     gcm__sym_frame f[8];
-    int n = gcm__sym_resolve(a, f, 8);
+    int n = gcm__sym_resolve(GCM_SYM_LINES, a, f, 8);
     assert_true(n >= 1);
     assert_non_null(f[n - 1].function);
     assert_true(strstr(f[n - 1].function, "crc32") != NULL);
@@ -108,9 +108,9 @@ static void test_nothing_known(void **state)
 {
     (void)state;
     gcm__sym_frame f[4];
-    assert_int_equal(gcm__sym_resolve(0x10, f, 4), 0);
-    assert_int_equal(gcm__sym_resolve((uintptr_t)&here_ret, NULL, 4), 0);
-    assert_int_equal(gcm__sym_resolve((uintptr_t)&here_ret, f, 0), 0);
+    assert_int_equal(gcm__sym_resolve(GCM_SYM_LINES, 0x10, f, 4), 0);
+    assert_int_equal(gcm__sym_resolve(GCM_SYM_LINES, (uintptr_t)&here_ret, NULL, 4), 0);
+    assert_int_equal(gcm__sym_resolve(GCM_SYM_LINES, (uintptr_t)&here_ret, f, 0), 0);
 }
 
 static void *resolve_in_thread(void *arg)
@@ -118,7 +118,7 @@ static void *resolve_in_thread(void *arg)
     (void)arg;
     gcm__sym_frame f[8];
     for (int i = 0; i < 2000; i++) {
-        int n = gcm__sym_resolve(here_ret - 1, f, 8);
+        int n = gcm__sym_resolve(GCM_SYM_LINES, here_ret - 1, f, 8);
         if (n != 2 || strcmp(f[1].function, "inline_host") != 0)
             return (void *)1;
     }

@@ -1,7 +1,11 @@
 /*
  * test_prof_symtab.c — src/prof_symtab.c: function names from ELF symbol
  * tables (the program's, a shared library's .dynsym, a stripped library's
- * build-id debug file).
+ * build-id debug file), what the cheap GCMALLOC_PROFILE_SYMBOLS modes
+ * write, and how auto picks a mode.
+ *
+ * This process never symbolizes in lines mode, so its last test can check
+ * that nothing here read DWARF: the functions and none modes' promise.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -22,6 +26,7 @@
 
 #include "gcmalloc.h"
 #include "internal.h"
+#include "env_option.h"
 
 static volatile int sink;
 
@@ -113,10 +118,24 @@ static void test_libc_names(void **state)
     assert_true(h.local);
 }
 
+static void test_resolve_by_mode(void **state)
+{
+    (void)state;
+    gcm__sym_frame f[4];
+    uintptr_t pc = (uintptr_t)&symtab_global_fn + 1;
+    assert_int_equal(gcm__sym_resolve(GCM_SYM_FUNCTIONS, pc, f, 4), 1);
+    assert_string_equal(f[0].function, "symtab_global_fn");
+    assert_null(f[0].file);
+    assert_int_equal(f[0].line, 0);
+    assert_int_equal(gcm__sym_resolve(GCM_SYM_NONE, pc, f, 4), 0);
+    assert_int_equal(gcm__sym_resolve(GCM_SYM_FUNCTIONS, 0x10, f, 4), 0);
+    assert_int_equal(gcm__sym_resolve(GCM_SYM_FUNCTIONS, pc, NULL, 4), 0);
+}
+
 /* An -O0 program's out-of-line copy of the header's inline allocation
- * path is a local symbol named gcm_...: what tells it from the library's
- * own (global) functions without DWARF. */
-static void test_api_inline_copy(void **state)
+ * path is a local symbol named gcm_...: part of the call into gcmalloc,
+ * cut from the stack without DWARF too. */
+static void test_api_frames_without_dwarf(void **state)
 {
     (void)state;
     void *(*volatile copy)(gcm_arena *, size_t) = gcm_arena_alloc_inline_;
@@ -124,8 +143,14 @@ static void test_api_inline_copy(void **state)
     assert_true(gcm__symtab_lookup((uintptr_t)copy + 1, &h));
     assert_string_equal(h.name, "gcm_arena_alloc_inline_");
     assert_true(h.local);
-    assert_true(gcm__symtab_lookup((uintptr_t)&gcm_arena_alloc_slow_ + 2, &h));
-    assert_false(h.local);
+    uintptr_t pcs[3] = {(uintptr_t)copy + 2, (uintptr_t)&symtab_global_fn + 2,
+                        (uintptr_t)&symtab_global_fn + 2};
+    assert_int_equal(gcm__sym_api_frames(GCM_SYM_FUNCTIONS, pcs, 3), 1);
+    assert_int_equal(gcm__sym_api_frames(GCM_SYM_FUNCTIONS, pcs + 1, 2), 0);
+    assert_int_equal(gcm__sym_api_frames(GCM_SYM_NONE, pcs, 3), 0);
+    /* The library's own exported functions are global: never cut. */
+    uintptr_t api[2] = {(uintptr_t)&gcm_arena_alloc_slow_ + 2, pcs[1]};
+    assert_int_equal(gcm__sym_api_frames(GCM_SYM_FUNCTIONS, api, 2), 0);
 }
 
 static void *lookups(void *arg)
@@ -154,6 +179,150 @@ static void test_concurrent(void **state)
     }
 }
 
+/* Far enough from auto's one second that what it picks is known (a slow
+ * sanitizer build may not be). */
+static bool young(void)
+{
+    if (gcm__since_start_ns() < 500 * 1000000LL)
+        return true;
+    print_message("process older than 0.5s: auto's choice not checked\n");
+    return false;
+}
+
+/* auto: lines once the process has run a second, writes a series of
+ * profiles, or has read the DWARF anyway; an explicit mode is what it
+ * says. */
+static void test_mode_pick(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t option, ran_ms;
+        bool series, loaded;
+        gcm__sym_mode want;
+    } rows[] = {
+        {GCM_SYM_AUTO, 0, false, false, GCM_SYM_FUNCTIONS},
+        {GCM_SYM_AUTO, 999, false, false, GCM_SYM_FUNCTIONS},
+        {GCM_SYM_AUTO, 1000, false, false, GCM_SYM_LINES},
+        {GCM_SYM_AUTO, 3600000, false, false, GCM_SYM_LINES},
+        {GCM_SYM_AUTO, 5, true, false, GCM_SYM_LINES},  /* interval dumps */
+        {GCM_SYM_AUTO, 5, false, true, GCM_SYM_LINES},  /* DWARF read anyway */
+        {GCM_SYM_LINES, 0, false, false, GCM_SYM_LINES},
+        {GCM_SYM_FUNCTIONS, 3600000, true, true, GCM_SYM_FUNCTIONS},
+        {GCM_SYM_NONE, 3600000, true, true, GCM_SYM_NONE},
+    };
+    for (size_t i = 0; i < GCM_ARRAY_LEN(rows); i++)
+        assert_int_equal(gcm__sym_mode_pick(rows[i].option, rows[i].ran_ms * 1000000,
+                                            rows[i].series, rows[i].loaded),
+                         rows[i].want);
+    assert_string_equal(gcm__sym_mode_name(GCM_SYM_FUNCTIONS), "functions");
+
+    /* Text reports: auto is lines at any run time, none is functions. */
+    static const struct { const char *value; gcm__sym_mode text; } text[] = {
+        {"auto", GCM_SYM_LINES}, {"lines", GCM_SYM_LINES},
+        {"functions", GCM_SYM_FUNCTIONS}, {"none", GCM_SYM_FUNCTIONS},
+    };
+    for (size_t i = 0; i < GCM_ARRAY_LEN(text); i++) {
+        set_env_option("GCMALLOC_PROFILE_SYMBOLS", text[i].value, false);
+        assert_int_equal(gcm__sym_mode_text(), text[i].text);
+    }
+    set_env_option("GCMALLOC_PROFILE_SYMBOLS", NULL, false);
+    /* This test process is young and has read no DWARF. */
+    if (young())
+        assert_int_equal(gcm__sym_mode_now(), GCM_SYM_FUNCTIONS);
+}
+
+/* --- whole profiles ------------------------------------------------------------ */
+
+static uintptr_t site_pcs[GCM_PROF_MAX_DEPTH];
+static int site_depth;
+
+__attribute__((noinline)) void symtab_alloc_site(void)
+{
+    site_depth = gcm__stack_capture(site_pcs, GCM_PROF_MAX_DEPTH, NULL);
+    __asm__ volatile("" ::: "memory");
+}
+
+/* The profile.proto bytes (decompressed) of a one-sample profile. */
+static char *profile_bytes(size_t *len)
+{
+    symtab_alloc_site();
+    assert_true(site_depth > 2);
+    gcm__bucket *b = gcm__bucket_intern(site_pcs, site_depth, GCM_PROF_GC, NULL);
+    assert_non_null(b);
+    gcm__prof_rec rec = {b, {4, 256, 1, 64}};
+    gcm__prof_snap s = {&rec, 1, 524288, 1};
+    FILE *tf = tmpfile();
+    assert_non_null(tf);
+    assert_int_equal(gcm__pprof_write(fileno(tf), &s, false), 0);
+    off_t size = lseek(fileno(tf), 0, SEEK_END);
+    assert_true(size > 20);
+    unsigned char *gz = malloc((size_t)size);
+    assert_int_equal(pread(fileno(tf), gz, (size_t)size, 0), size);
+    fclose(tf);
+    size_t cap = 1 << 20;
+    char *raw = malloc(cap);
+    z_stream z = {0};
+    assert_int_equal(inflateInit2(&z, 16 + MAX_WBITS), Z_OK);
+    z.next_in = gz;
+    z.avail_in = (uInt)size;
+    z.next_out = (Bytef *)raw;
+    z.avail_out = (uInt)cap;
+    assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+    *len = cap - z.avail_out;
+    inflateEnd(&z);
+    free(gz);
+    return raw;
+}
+
+static bool has(const char *p, size_t n, const char *s)
+{
+    return memmem(p, n, s, strlen(s)) != NULL;
+}
+
+static void test_profiles_in_cheap_modes(void **state)
+{
+    (void)state;
+    size_t n;
+    char *p;
+
+    /* functions: the site by name, and the reason there are no lines. */
+    set_env_option("GCMALLOC_PROFILE_SYMBOLS", "functions", false);
+    p = profile_bytes(&n);
+    assert_true(has(p, n, "symtab_alloc_site"));
+    assert_true(has(p, n, "gcmalloc symbols=functions: "));
+    assert_false(has(p, n, "test_prof_symtab.c"));
+    free(p);
+
+    /* auto in a young process: functions, saying it was auto's choice. */
+    set_env_option("GCMALLOC_PROFILE_SYMBOLS", NULL, false);
+    if (young()) {
+        p = profile_bytes(&n);
+        assert_true(has(p, n, "symtab_alloc_site"));
+        assert_true(has(p, n, "gcmalloc symbols=functions (auto: the process "
+                              "had run less than 1s)"));
+        free(p);
+    }
+
+    /* none: no names, and not one file opened to find any. */
+    set_env_option("GCMALLOC_PROFILE_SYMBOLS", "none", false);
+    unsigned files = gcm__symtab_files_read();
+    p = profile_bytes(&n);
+    assert_false(has(p, n, "symtab_alloc_site"));
+    assert_true(has(p, n, "gcmalloc symbols=none"));
+    assert_int_equal(gcm__symtab_files_read(), files);
+    free(p);
+    set_env_option("GCMALLOC_PROFILE_SYMBOLS", NULL, false);
+}
+
+/* Last: everything above named addresses without libbacktrace, which
+ * would have read the DWARF of every loaded object. */
+static void test_no_dwarf_was_read(void **state)
+{
+    (void)state;
+    assert_true(gcm__symtab_files_read() > 0);
+    assert_false(gcm__sym_dwarf_loaded());
+}
+
 int main(void)
 {
     main_ret = (uintptr_t)__builtin_return_address(0);
@@ -162,8 +331,12 @@ int main(void)
         cmocka_unit_test(test_program_functions),
         cmocka_unit_test(test_shared_library_dynsym),
         cmocka_unit_test(test_libc_names),
-        cmocka_unit_test(test_api_inline_copy),
+        cmocka_unit_test(test_resolve_by_mode),
+        cmocka_unit_test(test_api_frames_without_dwarf),
         cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_mode_pick),
+        cmocka_unit_test(test_profiles_in_cheap_modes),
+        cmocka_unit_test(test_no_dwarf_was_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
