@@ -580,6 +580,11 @@ GCM_HIDDEN void gcm__signals_init(void);
  * library's call; done by every registration with the collector. */
 GCM_HIDDEN void gcm__signals_unblock_self(void);
 
+/* sort.c: qsort's contract (ascending by cmp, not stable) without
+ * glibc's malloc'd merge buffer: safe inside the allocator. */
+GCM_HIDDEN void gcm__sort(void *base, size_t n, size_t size,
+                          int (*cmp)(const void *, const void *));
+
 /* Relaxed atomic helpers for counters. */
 #define GCM_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define GCM_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)

@@ -101,7 +101,7 @@ static void print_stack(const gcm__bucket *b)
 
 static void print_sites(sites *s, size_t max)
 {
-    qsort(s->v, s->n, sizeof *s->v, by_bytes);
+    gcm__sort(s->v, s->n, sizeof *s->v, by_bytes); /* qsort may call malloc */
     int64_t rate = gcm__prof_rate();
     size_t shown = 0;
     for (size_t i = 0; i < s->n; i++) {

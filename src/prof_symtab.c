@@ -32,8 +32,8 @@
  *      whole string table.
  *
  * Nothing here calls malloc (the preload library replaces it): tables come
- * from gcm__prof_alloc, files are read with pread, and the sort is a
- * heapsort of our own (glibc's qsort may allocate).  Tables are kept for
+ * from gcm__prof_alloc, files are read with pread, and the sort is
+ * gcm__sort (glibc's qsort may allocate).  Tables are kept for
  * the life of the process, like libbacktrace's.
  */
 #define _GNU_SOURCE
@@ -269,43 +269,17 @@ static void load_object(object *o, const char *path, const char *build_id)
 
 /* --- the sorted table -------------------------------------------------------------- */
 
-static bool before(const fsym *a, const fsym *b)
+/* By address; of several at one address, the preferred first (global,
+ * weak, local), then a fixed order, so the table does not depend on the
+ * sort's instability. */
+static int by_addr(const void *pa, const void *pb)
 {
+    const fsym *a = pa, *b = pb;
     if (a->addr != b->addr)
-        return a->addr < b->addr;
+        return a->addr < b->addr ? -1 : 1;
     if (a->rank != b->rank)
-        return a->rank < b->rank;
-    return a->name < b->name;
-}
-
-static void sift_down(fsym *v, size_t root, size_t n)
-{
-    for (;;) {
-        size_t child = 2 * root + 1;
-        if (child >= n)
-            return;
-        if (child + 1 < n && before(&v[child], &v[child + 1]))
-            child++;
-        if (!before(&v[root], &v[child]))
-            return;
-        fsym t = v[root];
-        v[root] = v[child];
-        v[child] = t;
-        root = child;
-    }
-}
-
-/* Heapsort: O(n log n) without allocating, which glibc's qsort may do. */
-static void sort_syms(fsym *v, size_t n)
-{
-    for (size_t i = n / 2; i-- > 0;)
-        sift_down(v, i, n);
-    for (size_t end = n; end-- > 1;) {
-        fsym t = v[0];
-        v[0] = v[end];
-        v[end] = t;
-        sift_down(v, 0, end);
-    }
+        return a->rank < b->rank ? -1 : 1;
+    return a->name < b->name ? -1 : a->name > b->name;
 }
 
 /* The length of the function's name in symbol name s: up to gcc's clone
@@ -323,7 +297,7 @@ static size_t source_name_len(const char *s)
  * table is mostly names of data and of other symbol kinds. */
 static void finish(object *o)
 {
-    sort_syms(o->syms, o->n);
+    gcm__sort(o->syms, o->n, sizeof *o->syms, by_addr);
     size_t k = 0;
     for (size_t i = 0; i < o->n; i++) {
         if (k > 0 && o->syms[k - 1].addr == o->syms[i].addr)
