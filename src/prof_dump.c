@@ -201,12 +201,9 @@ static void at_exit(void)
             (void)gcm_gc();
     }
     char path[PATH_CAP];
-    if (profile) {
-        gcm__expand_path(D.exit_path, path, sizeof path);
-        int rc = gcm__prof_write_path(path, false);
-        if (rc != 0)
-            gcm__diag("heap profile %s: %s", path, gcm__strerror(rc));
-    }
+    /* The text report first: it reads the DWARF in any case (nothing can
+     * symbolize a text later), and a profile written after it then gets
+     * files and lines at no further cost (GCMALLOC_PROFILE_SYMBOLS=auto). */
     if (report) {
         gcm__expand_path(D.report_path, path, sizeof path);
         int fd = D.report_mode == GCM_OUTPUT_STDERR
@@ -219,6 +216,12 @@ static void at_exit(void)
             if (fd > 2)
                 close(fd);
         }
+    }
+    if (profile) {
+        gcm__expand_path(D.exit_path, path, sizeof path);
+        int rc = gcm__prof_write_path(path, false);
+        if (rc != 0)
+            gcm__diag("heap profile %s: %s", path, gcm__strerror(rc));
     }
     if (D.leak) {
         gcm__prof_snap s;

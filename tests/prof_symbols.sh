@@ -6,7 +6,8 @@
 #   functions  every site by name, no file, no inlined frame;
 #   none       no names at all, mappings with build IDs;
 #   auto       in a short run, functions, with a comment saying why;
-#              with interval dumps, lines from the first profile.
+#              with interval dumps, lines from the first profile;
+#              with the exit report, lines (the report reads them first).
 # pprof runs with -symbolize=none, so that what is checked is what the
 # profile carries, not names pprof found by itself.  Then, when the preload
 # library is given, a plain program (sort) in the functions and none modes.
@@ -101,6 +102,17 @@ raw "$tmp/series/heap1.pb.gz" >"$tmp/series/raw.txt"
 grep -q '^Comment: gcmalloc symbols=lines' "$tmp/series/raw.txt" ||
     fail "auto with interval dumps: comment: $(head -3 "$tmp/series/raw.txt")"
 echo "ok: auto (series of profiles: lines)"
+
+# auto at exit with the text report asked for too: the report reads the
+# DWARF anyway, so it is written first and the profile gets lines free.
+mkdir -p "$tmp/report"
+GCMALLOC_PROFILE_RATE=1 GCMALLOC_PROFILE_REPORT="$tmp/report/report.txt" \
+    GCMALLOC_PROFILE="$tmp/report/exit.pb.gz" "$bin" "$tmp/report" 64 1
+grep -Eq 'prof_sites\.c:[0-9]+' "$tmp/report/report.txt" || fail "auto: the report has no lines"
+raw "$tmp/report/exit.pb.gz" >"$tmp/report/raw.txt"
+grep -q '^Comment: gcmalloc symbols=lines' "$tmp/report/raw.txt" ||
+    fail "auto with the exit report: comment: $(head -3 "$tmp/report/raw.txt")"
+echo "ok: auto (exit report first: lines)"
 
 [[ -n $preload ]] || exit 0
 seq 1 3000 | sort -R >"$tmp/in.txt"
