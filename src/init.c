@@ -26,6 +26,8 @@ static GCM_TLS bool initializing_here;
  * order for the whole library — the order threads take them in — so that
  * taking them cannot deadlock against a thread that is running:
  *
+ *   stack captures    (libunwind's own locks: no lock of ours is taken
+ *                     inside it, so it goes first; prof_stack.c's gate)
  *   profile dumps     (a dump snapshots the profiler's tables)
  *   the cycle lock    (a collection runs inside it)
  *   the pools' rotation lock (the rotation is a cycle hook, and calls
@@ -50,6 +52,7 @@ static void fork_each(int phase)
 {
     void (*preload)(int) = __atomic_load_n(&gcm__preload_fork, __ATOMIC_ACQUIRE);
     if (phase == GCM_FORK_PREPARE) {
+        gcm__stack_fork(phase);
         gcm__prof_dump_fork(phase);
         gcm__gc_fork_outer(phase);
         gcm__pool_fork_outer(phase);
@@ -79,6 +82,7 @@ static void fork_each(int phase)
         gcm__pool_fork_outer(phase);
         gcm__gc_fork_outer(phase);
         gcm__prof_dump_fork(phase);
+        gcm__stack_fork(phase);
         gcm__pprof_http_fork(phase);
     }
 }

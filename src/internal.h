@@ -780,6 +780,10 @@ GCM_HIDDEN void *gcm__prof_perm_alloc(size_t n);
  * the frame that returns to `caller` (when found; otherwise after the
  * profiler's own frames).  Returns the depth (0 if none). */
 GCM_HIDDEN int gcm__stack_capture(uintptr_t *pcs, int max, const void *caller);
+/* Runs fn(arg) where a capture runs libunwind, behind the fork gate: a
+ * fork waits for it to return; false, fn not run, while a fork is under
+ * way.  For the tests. */
+GCM_HIDDEN bool gcm__stack_gated(void (*fn)(void *), void *arg);
 GCM_HIDDEN const char *gcm__stack_method(void);
 
 /* prof_bucket.c: one bucket per (stack, kind, name). */
@@ -1218,6 +1222,8 @@ GCM_HIDDEN void gcm__bufmem_fork(int phase);
 GCM_HIDDEN void gcm__thread_join_fork(int phase);
 GCM_HIDDEN void gcm__prof_fork(int phase);
 GCM_HIDDEN void gcm__prof_dump_fork(int phase);
+/* Waits until no capture is inside libunwind (prof_stack.c). */
+GCM_HIDDEN void gcm__stack_fork(int phase);
 GCM_HIDDEN void gcm__stats_fork(int phase);
 GCM_HIDDEN void gcm__thread_fork(int phase);
 /* The preload library's tables (NULL in the plain library). */

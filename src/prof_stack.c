@@ -30,10 +30,24 @@
  * current thread's stack mapping (found once per thread in
  * /proc/self/maps, read without malloc) and only ever moves towards the
  * stack's base.
+ *
+ * fork().  libunwind takes locks of its own while it walks (its caches of
+ * unwind tables), and has no fork handlers: a thread forking while another
+ * is inside unw_backtrace leaves the child a lock held for good, and the
+ * child's first sampled allocation hangs (test_pool_fork caught one).  So
+ * captures announce themselves in a count, and fork's prepare phase closes
+ * the gate and waits for the count to drain; a capture that finds the gate
+ * closed walks the frame pointers instead (fewer frames for the few
+ * allocations sampled during a fork, never a hang).  A gate rather than a
+ * lock: a signal handler may sample on a thread already inside
+ * unw_backtrace, and a writer-preferring lock would deadlock it against a
+ * waiting fork; the forking thread's own capture, if it forked from a
+ * handler in the middle of one, is not waited for.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <link.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -210,13 +224,70 @@ static GCM_NOINLINE int fp_walk(uintptr_t *buf, int max)
     return n;
 }
 
+/* --- the fork gate ------------------------------------------------------------------ */
+
+static int unwinders;     /* captures inside libunwind now         */
+static int gate_closed;   /* a fork is between prepare and after   */
+static GCM_TLS int unwinding_here;
+
+/* Enters libunwind unless a fork is on its way: seq_cst on both sides, so
+ * that fork's prepare either sees this capture counted or the capture sees
+ * the gate closed (never neither). */
+static bool unwind_enter(void)
+{
+    if (__atomic_load_n(&gate_closed, __ATOMIC_SEQ_CST))
+        return false;
+    __atomic_add_fetch(&unwinders, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&gate_closed, __ATOMIC_SEQ_CST)) {
+        __atomic_sub_fetch(&unwinders, 1, __ATOMIC_SEQ_CST);
+        return false;
+    }
+    unwinding_here++;
+    return true;
+}
+
+static void unwind_leave(void)
+{
+    unwinding_here--;
+    __atomic_sub_fetch(&unwinders, 1, __ATOMIC_SEQ_CST);
+}
+
+bool gcm__stack_gated(void (*fn)(void *), void *arg)
+{
+    if (!unwind_enter())
+        return false;
+    fn(arg);
+    unwind_leave();
+    return true;
+}
+
+void gcm__stack_fork(int phase)
+{
+    if (phase == GCM_FORK_PREPARE) {
+        __atomic_store_n(&gate_closed, 1, __ATOMIC_SEQ_CST);
+        /* Unwinds take microseconds; a thread stopped by a collection
+         * meanwhile finishes when the collection does. */
+        while (__atomic_load_n(&unwinders, __ATOMIC_SEQ_CST) > unwinding_here)
+            sched_yield();
+    } else {
+        if (phase == GCM_FORK_CHILD) /* the others did not come along */
+            __atomic_store_n(&unwinders, unwinding_here, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&gate_closed, 0, __ATOMIC_SEQ_CST);
+    }
+}
+
 /* --- capture ------------------------------------------------------------------------- */
 
 static GCM_NOINLINE int raw_capture(uintptr_t *buf, int max)
 {
     int n;
 #ifdef GCM_UNWIND_LIBUNWIND
-    n = unw_backtrace((void **)buf, max);
+    if (unwind_enter()) {
+        n = unw_backtrace((void **)buf, max);
+        unwind_leave();
+    } else {
+        n = fp_walk(buf, max); /* a fork is in progress */
+    }
     if (n <= 0) {
         /* libunwind found no unwind information (generated code, a corrupt
          * table): our own frames at least keep their frame pointers. */

@@ -11,6 +11,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -130,6 +134,67 @@ static void test_method(void **state)
     assert_true(strcmp(m, gcm__config_libunwind ? "libunwind" : "frame pointers") == 0);
 }
 
+/* fork() while another thread is inside the unwinder: libunwind takes
+ * locks of its own and has no fork handlers, so a child forked while one
+ * was held hung at its first capture (test_pool_fork caught it once).
+ * prof_stack.c's gate makes fork wait for captures inside libunwind.  A
+ * thread holds the gate as a capture would, for 100 ms; fork must not
+ * return before it has let go, in the parent or in the child. */
+static int gate_entered, gate_left;
+
+static void hold_gate(void *arg)
+{
+    (void)arg;
+    __atomic_store_n(&gate_entered, 1, __ATOMIC_RELEASE);
+    struct timespec t = {0, 100 * 1000 * 1000};
+    nanosleep(&t, NULL);
+    __atomic_store_n(&gate_left, 1, __ATOMIC_RELEASE);
+}
+
+static void *gate_holder(void *arg)
+{
+    return (void *)(intptr_t)gcm__stack_gated(hold_gate, arg);
+}
+
+static void test_fork_waits_for_unwinders(void **state)
+{
+    (void)state;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, gate_holder, NULL), 0);
+    while (!__atomic_load_n(&gate_entered, __ATOMIC_ACQUIRE))
+        sched_yield();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    int left = __atomic_load_n(&gate_left, __ATOMIC_ACQUIRE);
+    if (pid == 0) {
+        uintptr_t pcs[64];
+        /* The child's own capture works (the gate is open again). */
+        _exit(left && gcm__stack_capture(pcs, 64, NULL) > 0 ? 0 : 1);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    void *ran = NULL;
+    pthread_join(t, &ran);
+    assert_true(ran == (void *)1);
+    assert_int_equal(left, 1);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* While a fork is under way, a capture walks the frame pointers instead
+ * of entering libunwind, and still returns frames. */
+static void test_capture_during_fork(void **state)
+{
+    (void)state;
+    uintptr_t pcs[64];
+    gcm__stack_fork(GCM_FORK_PREPARE);
+    int n = gcm__stack_capture(pcs, 64, NULL);
+    bool gated = gcm__stack_gated(hold_gate, NULL);
+    gcm__stack_fork(GCM_FORK_PARENT);
+    assert_true(n > 0);
+    assert_false(gated);
+    assert_true(gcm__stack_capture(pcs, 64, NULL) > 0);
+}
+
 int main(void)
 {
     gcm_init();
@@ -139,6 +204,8 @@ int main(void)
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_on_another_thread),
         cmocka_unit_test(test_method),
+        cmocka_unit_test(test_fork_waits_for_unwinders),
+        cmocka_unit_test(test_capture_during_fork),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
