@@ -19,14 +19,7 @@
 # Usage: prof_pprof.sh PROF_SITES PROF_DEMO
 set -euo pipefail
 bin=$1 demo=$2
-if ! command -v go >/dev/null 2>&1; then
-    echo "SKIP: go is not installed (make test installs golang-go)"
-    exit 77
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-# go tool pprof wants a writable home and cache.
-export HOME=$tmp GOCACHE=$tmp/gocache GOPATH=$tmp/gopath PPROF_TMPDIR=$tmp/pprof
+. "$(dirname "$0")/go_reader.sh"
 unset GCMALLOC_PROFILE GCMALLOC_PROFILE_RATE GCMALLOC_PROFILE_REPORT
 # Files, lines and inlined frames are checked below: ask for them, as the
 # runs are shorter than auto's second (prof_symbols.sh checks the modes).

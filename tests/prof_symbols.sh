@@ -16,13 +16,7 @@
 # Usage: prof_symbols.sh PROF_SITES [PRELOAD_LIB]
 set -euo pipefail
 bin=$1 preload=${2:-}
-if ! command -v go >/dev/null 2>&1; then
-    echo "SKIP: go is not installed (make test installs golang-go)"
-    exit 77
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export HOME=$tmp GOCACHE=$tmp/gocache GOPATH=$tmp/gopath PPROF_TMPDIR=$tmp/pprof
+. "$(dirname "$0")/go_reader.sh"
 unset GCMALLOC_PROFILE GCMALLOC_PROFILE_REPORT GCMALLOC_PROFILE_SYMBOLS
 
 fail() { echo "FAIL: $*" >&2; exit 1; }

@@ -24,6 +24,7 @@
 
 #include "gcmalloc.h"
 #include "internal.h"
+#include "pprof_bytes.h"
 #include "env_option.h"
 
 /* --- a protobuf reader ------------------------------------------------------- */
@@ -282,32 +283,8 @@ static const dfn *fn(const profile *P, uint64_t id)
 static void write_and_decode_delta(const gcm__prof_snap *s, const gcm__prof_snap *base,
                                    bool allocs, profile *P)
 {
-    FILE *tf = tmpfile();
-    assert_non_null(tf);
-    int fd = fileno(tf);
-    if (base == NULL)
-        assert_int_equal(gcm__pprof_write(fd, s, allocs), 0);
-    else
-        assert_int_equal(gcm__pprof_write_delta(fd, s, base, allocs), 0);
-    off_t size = lseek(fd, 0, SEEK_END);
-    assert_true(size > 20);
-    uint8_t *gz = malloc((size_t)size);
-    assert_int_equal(pread(fd, gz, (size_t)size, 0), size);
-    fclose(tf);
-    assert_int_equal(gz[0], 0x1f); /* gzip magic */
-    assert_int_equal(gz[1], 0x8b);
-    size_t cap = 1 << 20;
-    uint8_t *raw = malloc(cap);
-    z_stream z = {0};
-    assert_int_equal(inflateInit2(&z, 16 + MAX_WBITS), Z_OK);
-    z.next_in = gz;
-    z.avail_in = (uInt)size;
-    z.next_out = raw;
-    z.avail_out = (uInt)cap;
-    assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
-    size_t len = cap - z.avail_out;
-    inflateEnd(&z);
-    free(gz);
+    size_t len;
+    uint8_t *raw = pprof_bytes(s, base, allocs, &len);
     decode(raw, len, P);
     P->raw = raw;
 }

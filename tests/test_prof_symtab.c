@@ -26,6 +26,7 @@
 
 #include "gcmalloc.h"
 #include "internal.h"
+#include "pprof_bytes.h"
 #include "env_option.h"
 
 static volatile int sink;
@@ -251,27 +252,7 @@ static char *profile_bytes(size_t *len)
     assert_non_null(b);
     gcm__prof_rec rec = {b, {4, 256, 1, 64}};
     gcm__prof_snap s = {&rec, 1, 524288, 1};
-    FILE *tf = tmpfile();
-    assert_non_null(tf);
-    assert_int_equal(gcm__pprof_write(fileno(tf), &s, false), 0);
-    off_t size = lseek(fileno(tf), 0, SEEK_END);
-    assert_true(size > 20);
-    unsigned char *gz = malloc((size_t)size);
-    assert_int_equal(pread(fileno(tf), gz, (size_t)size, 0), size);
-    fclose(tf);
-    size_t cap = 1 << 20;
-    char *raw = malloc(cap);
-    z_stream z = {0};
-    assert_int_equal(inflateInit2(&z, 16 + MAX_WBITS), Z_OK);
-    z.next_in = gz;
-    z.avail_in = (uInt)size;
-    z.next_out = (Bytef *)raw;
-    z.avail_out = (uInt)cap;
-    assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
-    *len = cap - z.avail_out;
-    inflateEnd(&z);
-    free(gz);
-    return raw;
+    return (char *)pprof_bytes(&s, NULL, false, len);
 }
 
 static bool has(const char *p, size_t n, const char *s)
