@@ -21,6 +21,7 @@
 
 #include "gcmalloc.h"
 #include "internal.h"
+#include "stack_scrub.h"
 
 /* Published counts of (kind, name), optionally only stacks whose innermost
  * frame (as profiles show it) is in function `leaf`. */
@@ -233,12 +234,6 @@ static void test_pool_misses_drops_destroy(void **state)
     assert_int_equal(c.allocs, 55);
     assert_int_equal(c.frees, 55);
     gcm_profile_set_rate(old);
-}
-
-__attribute__((noinline)) static void scrub_stack(void)
-{
-    volatile char pad[16384];
-    memset((char *)pad, 0, sizeof pad);
 }
 
 static void test_pool_of_collected_objects(void **state)

@@ -22,6 +22,7 @@
 
 #include "gcmalloc.h"
 #include "internal.h"
+#include "stack_scrub.h"
 
 static gcm__bucket *fake_bucket(gcm__prof_kind kind, uintptr_t seed)
 {
@@ -213,14 +214,6 @@ __attribute__((noinline)) static void make_gc_objects(gcm__bucket *b)
         assert_non_null(gc_objs[i]);
         assert_true(gcm__sampled_add(gc_objs[i], 48, b));
     }
-}
-
-/* Scrubs the stack below us, so no stale copy of a pointer keeps an object
- * alive under conservative scanning. */
-__attribute__((noinline)) static void scrub_stack(void)
-{
-    volatile char pad[16384];
-    memset((char *)pad, 0, sizeof pad);
 }
 
 static void test_gc_published_as_of_last_cycle(void **state)
