@@ -20,6 +20,7 @@
 
 #include "gcmalloc.h"
 #include "internal.h"
+#include "stack_scrub.h"
 
 static struct gcm_memstats ms(void)
 {
@@ -100,19 +101,13 @@ static __attribute__((noinline)) void make_garbage(size_t n)
     __asm__ volatile("" ::: "memory");
 }
 
-static void clobber_stack(void)
-{
-    volatile char buf[16384];
-    memset((char *)buf, 0, sizeof buf);
-}
-
 static void test_reclaims_garbage(void **state)
 {
     (void)state;
     gcm_gc();
     uint64_t before = ms().heap_live;
     make_garbage(100000); /* ~8 MB */
-    clobber_stack();
+    scrub_stack();
     gcm_gc();
     struct gcm_memstats m = ms();
     /* Conservative scanning may keep a stray object or two alive. */
@@ -165,7 +160,7 @@ static void test_finalizer_runs(void **state)
 {
     (void)state;
     make_finalizable();
-    clobber_stack();
+    scrub_stack();
     for (int i = 0; i < 500 && !__atomic_load_n(&finalized, __ATOMIC_ACQUIRE); i++) {
         gcm_gc();
         usleep(10000);
@@ -179,7 +174,7 @@ static void test_finalizer_runs(void **state)
     assert_int_equal(gcm_set_finalizer(p, on_finalize, NULL), 0);
     assert_int_equal(gcm_set_finalizer(p, NULL, NULL), 0);
     p = NULL;
-    clobber_stack();
+    scrub_stack();
     for (int i = 0; i < 5; i++) {
         gcm_gc();
         usleep(5000);
@@ -249,7 +244,7 @@ static void test_thread_holds_only_reference(void **state)
         pthread_mutex_unlock(&h.mu);
         obj = NULL;
     }
-    clobber_stack();
+    scrub_stack();
     /* Collect and churn so a freed block would be reused. */
     for (int k = 0; k < 8; k++) {
         for (int i = 0; i < 2000; i++)

@@ -32,6 +32,7 @@
 
 #include "diag_capture.h"
 #include "env_option.h"
+#include "stack_scrub.h"
 
 /* --- helpers ------------------------------------------------------------------- */
 
@@ -284,12 +285,6 @@ static void payload_final(void *obj, void *arg)
     __atomic_fetch_add(&payloads_finalized, 1, __ATOMIC_RELAXED);
 }
 
-static void __attribute__((noinline)) clobber_stack(void)
-{
-    volatile char junk[16384];
-    memset((char *)junk, 0, sizeof junk);
-}
-
 static void __attribute__((noinline)) fill_pool(gcm_pool *p)
 {
     holder *h[NOBJ];
@@ -323,7 +318,7 @@ static void test_cached_objects_stay_alive(void **state)
     assert_non_null(p);
     payloads_finalized = 0;
     fill_pool(p);
-    clobber_stack();
+    scrub_stack();
     /* A cycle while they sit in the primary cache (which it turns into the
      * victim cache), churn so freed memory would be reused, and a cycle
      * while they are victims -- that one releases them. */
@@ -353,7 +348,7 @@ static void test_cached_objects_stay_alive(void **state)
     /* Those 64 were not put back: garbage now, as in Go.  Fresh ones put
      * back and left alone are released by the second cycle. */
     fill_pool(p);
-    clobber_stack();
+    scrub_stack();
     assert_int_equal(gcm_gc(), 0);
     assert_int_equal(stats(p).dropped, 0);
     assert_int_equal(gcm_gc(), 0);
