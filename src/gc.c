@@ -390,13 +390,16 @@ static void finish_cycle(int reason, uint64_t heap0, uint64_t goal,
 
     gcm__stats_record_cycle(&c);
 
-    gcm__tls *t = &gcm__tls_self;
-    uint8_t was = t->in_hooks;
-    t->in_hooks = 1;
+    /* The thread-local itself, not a pointer to it: GCC 12 at -O2 with
+     * -fsanitize=undefined drops the test of UBSan's null check on &TLS but
+     * keeps its branch, which then reads the loop's flags and reports a
+     * null member access that is not there. */
+    uint8_t was = gcm__tls_self.in_hooks;
+    gcm__tls_self.in_hooks = 1;
     int n = __atomic_load_n(&n_cycle_hooks, __ATOMIC_ACQUIRE);
     for (int i = 0; i < n; i++)
         cycle_hooks[i].fn(&c, cycle_hooks[i].arg);
-    t->in_hooks = was;
+    gcm__tls_self.in_hooks = was;
 }
 
 /* Publishes a cycle bdwgc ran on its own (an explicit GC_gcollect by the
