@@ -875,6 +875,9 @@ GCM_HIDDEN gcm__sym_mode gcm__sym_mode_pick(int64_t option, int64_t ran_ns,
  * the endpoint), to be compared with one another: auto is lines from the
  * first. */
 GCM_HIDDEN void gcm__sym_series(void);
+/* How long this process has run, for auto: since the library started, or
+ * since the fork that made it. */
+GCM_HIDDEN int64_t gcm__sym_ran_ns(void);
 /* The mode a profile written now uses (the option, auto decided). */
 GCM_HIDDEN gcm__sym_mode gcm__sym_mode_now(void);
 /* The mode of text reports and the symbol endpoint, which nothing can

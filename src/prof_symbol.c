@@ -200,10 +200,22 @@ gcm__sym_mode gcm__sym_mode_pick(int64_t option, int64_t ran_ns, bool in_series,
     }
 }
 
+/* When this process was forked, if it was (0 otherwise).  A child forked
+ * without exec (a worker of a pool, python's multiprocessing) lives its
+ * own life from the fork: counted from the parent's start, every short
+ * worker of a long-running parent would pay the DWARF read at its exit. */
+static int64_t forked_ns;
+
+int64_t gcm__sym_ran_ns(void)
+{
+    int64_t f = __atomic_load_n(&forked_ns, __ATOMIC_RELAXED);
+    return f != 0 ? gcm__now_ns() - f : gcm__since_start_ns();
+}
+
 gcm__sym_mode gcm__sym_mode_now(void)
 {
     return gcm__sym_mode_pick(gcm__opt_int(GCM_OPT_PROFILE_SYMBOLS),
-                              gcm__since_start_ns(),
+                              gcm__sym_ran_ns(),
                               __atomic_load_n(&series, __ATOMIC_ACQUIRE) != 0,
                               gcm__sym_dwarf_loaded());
 }
@@ -288,6 +300,8 @@ void gcm__sym_fork(int phase)
 {
     gcm__fork_mutex(&state_mu, phase);
     gcm__symtab_fork(phase);
+    if (phase == GCM_FORK_CHILD)
+        __atomic_store_n(&forked_ns, gcm__now_ns(), __ATOMIC_RELAXED);
 }
 
 /* --- mappings ----------------------------------------------------------------------- */

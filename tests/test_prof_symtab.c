@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -297,6 +298,24 @@ static void test_profiles_in_cheap_modes(void **state)
 
 /* Last: everything above named addresses without libbacktrace, which
  * would have read the DWARF of every loaded object. */
+/* auto counts a forked child's age from the fork, not from the parent's
+ * start: a short worker of a long-running parent stays cheap at exit. */
+static void test_age_restarts_at_fork(void **state)
+{
+    (void)state;
+    int64_t before = gcm__now_ns();
+    assert_true(gcm__sym_ran_ns() > 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) /* forked after `before`: at most that old */
+        _exit(gcm__sym_ran_ns() <= gcm__now_ns() - before ? 0 : 1);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* The parent's age still counts from its start. */
+    assert_true(gcm__sym_ran_ns() > gcm__now_ns() - before);
+}
+
 static void test_no_dwarf_was_read(void **state)
 {
     (void)state;
@@ -317,6 +336,7 @@ int main(void)
         cmocka_unit_test(test_concurrent),
         cmocka_unit_test(test_mode_pick),
         cmocka_unit_test(test_profiles_in_cheap_modes),
+        cmocka_unit_test(test_age_restarts_at_fork),
         cmocka_unit_test(test_no_dwarf_was_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
