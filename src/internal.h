@@ -883,7 +883,6 @@ GCM_HIDDEN gcm__sym_mode gcm__sym_mode_now(void);
 /* The mode of text reports and the symbol endpoint, which nothing can
  * symbolize later: auto is lines, none is functions. */
 GCM_HIDDEN gcm__sym_mode gcm__sym_mode_text(void);
-GCM_HIDDEN const char *gcm__sym_mode_name(gcm__sym_mode mode);
 /* true once libbacktrace has been asked anything (and so has read the
  * DWARF of every loaded object): the tests' witness that the cheaper
  * modes never do. */

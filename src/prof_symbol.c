@@ -235,12 +235,6 @@ gcm__sym_mode gcm__sym_mode_text(void)
     }
 }
 
-const char *gcm__sym_mode_name(gcm__sym_mode mode)
-{
-    static const char *const names[] = {"auto", "lines", "functions", "none"};
-    return (unsigned)mode < GCM_ARRAY_LEN(names) ? names[mode] : "?";
-}
-
 bool gcm__sym_dwarf_loaded(void)
 {
     return __atomic_load_n(&state, __ATOMIC_ACQUIRE) != NULL;

@@ -216,7 +216,13 @@ static void test_mode_pick(void **state)
         assert_int_equal(gcm__sym_mode_pick(rows[i].option, rows[i].ran_ms * 1000000,
                                             rows[i].series, rows[i].loaded),
                          rows[i].want);
-    assert_string_equal(gcm__sym_mode_name(GCM_SYM_FUNCTIONS), "functions");
+    /* The modes are the option's words, in order (the option's value is
+     * the mode). */
+    const char *const *words = gcm__opt_def_of(GCM_OPT_PROFILE_SYMBOLS)->words;
+    assert_string_equal(words[GCM_SYM_AUTO], "auto");
+    assert_string_equal(words[GCM_SYM_LINES], "lines");
+    assert_string_equal(words[GCM_SYM_FUNCTIONS], "functions");
+    assert_string_equal(words[GCM_SYM_NONE], "none");
 
     /* Text reports: auto is lines at any run time, none is functions. */
     static const struct { const char *value; gcm__sym_mode text; } text[] = {
