@@ -21,8 +21,7 @@
  * A thread that blocks the suspend signal never acknowledges, and the
  * collecting thread resends and waits until bdwgc gives up and aborts the
  * process ("Signals delivery fails constantly", after about 15 s).
- * Blocking every signal is common
- * and legitimate in C services: the sigwait pattern (block everything in
+ * Blocking every signal is common and legitimate in C services: the sigwait pattern (block everything in
  * every thread, one thread takes signals synchronously), signalfd, worker
  * pools that keep signals away from their threads.  bdwgc's answer is
  * GC_pthread_sigmask, which the program must call instead of
@@ -36,9 +35,9 @@
  * that take signals synchronously — sigwait, sigwaitinfo, sigtimedwait,
  * signalfd — get the two removed from the set they take, because taking
  * them would steal the collector's stop request: sigwait would return
- * the suspend signal to the program and the collection would hang.  With the signals
- * left deliverable, a thread waiting in any of these runs bdwgc's handler
- * and goes on waiting (sigwait restarts; sigwaitinfo and friends may return
+ * the suspend signal to the program and the collection would hang.  With
+ * the signals left deliverable, a thread waiting in any of these runs
+ * bdwgc's handler and goes on waiting (sigwait restarts; sigwaitinfo and friends may return
  * EINTR, like any call interrupted by a handler).  The program sees masks
  * without the two signals, as with GC_pthread_sigmask.
  *
@@ -310,9 +309,7 @@ void gcm__signals_choose(void)
         if (REAL(F_SIGACTION, int (*)(int, const struct sigaction *, struct sigaction *))(
                 sigs[i], NULL, &cur) != 0)
             continue;
-        bool custom = (cur.sa_flags & SA_SIGINFO) ? cur.sa_sigaction != NULL
-                                                  : cur.sa_handler != SIG_DFL;
-        if (custom) {
+        if (cur.sa_handler != SIG_DFL) { /* sa_sigaction shares its storage */
             char name[24];
             gcm__signal_name(sigs[i], name, sizeof name);
             gcm__diag("the program's disposition of %s is replaced by the collector's "
