@@ -252,6 +252,9 @@ static void unwind_leave(void)
     __atomic_sub_fetch(&unwinders, 1, __ATOMIC_SEQ_CST);
 }
 
+/* raw_capture enters and leaves the gate itself rather than through this
+ * callback, so that libunwind's walk starts in raw_capture's own frame,
+ * where gcm__stack_capture expects it. */
 bool gcm__stack_gated(void (*fn)(void *), void *arg)
 {
     if (!unwind_enter())
