@@ -915,8 +915,8 @@ GCM_HIDDEN void gcm__phdr_build_id(const struct dl_phdr_info *info, char *out,
                                    size_t cap);
 
 /* prof_symtab.c: function names from ELF symbol tables (the object's
- * .symtab, its build-id debug file's, or its .dynsym), read per object on
- * first use; no DWARF. */
+ * .symtab, its debug file's, found by build-id or .gnu_debuglink, or its
+ * .dynsym), read per object on first use; no DWARF. */
 typedef struct gcm__symtab_hit {
     const char *name;  /* lives as long as the process */
     bool local;        /* a static (STB_LOCAL) function */

@@ -1,8 +1,8 @@
 /*
  * test_prof_symtab.c — src/prof_symtab.c: function names from ELF symbol
  * tables (the program's, a shared library's .dynsym, a stripped library's
- * build-id debug file), what the cheap GCMALLOC_PROFILE_SYMBOLS modes
- * write, and how auto picks a mode.
+ * debug file found by build-id or by .gnu_debuglink), what the cheap
+ * GCMALLOC_PROFILE_SYMBOLS modes write, and how auto picks a mode.
  *
  * This process never symbolizes in lines mode, so its last test can check
  * that nothing here read DWARF: the functions and none modes' promise.
@@ -118,6 +118,65 @@ static void test_libc_names(void **state)
     assert_true(gcm__symtab_lookup(main_ret - 1, &h));
     assert_string_equal(h.name, "__libc_start_call_main");
     assert_true(h.local);
+}
+
+/* --- debug files found by .gnu_debuglink ------------------------------------------ */
+
+typedef void (*dbglink_fn)(void);
+
+/* The static function of the stripped copy of symtab_dbglink.c in
+ * GCM_DBGLINK_DIR/dir (tests/CMakeLists.txt), and *exported its exported
+ * one. */
+static uintptr_t dbglink_static(const char *dir, uintptr_t *exported)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s/libsymtab_dbglink.so", GCM_DBGLINK_DIR, dir);
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL)
+        fail_msg("dlopen %s: %s", path, dlerror());
+    dbglink_fn (*fn)(void) = (dbglink_fn(*)(void))dlsym(h, "symtab_dbglink_fn");
+    assert_non_null(fn);
+    *exported = (uintptr_t)fn;
+    return (uintptr_t)fn();
+}
+
+/* The object has no build-id, so only its debuglink leads to its debug
+ * file: beside it, or in its .debug/ subdirectory.  Its static function is
+ * in no other symbol table. */
+static void test_debuglink(void **state)
+{
+    (void)state;
+    static const char *const dirs[] = {"same", "sub", "next"};
+    for (size_t i = 0; i < GCM_ARRAY_LEN(dirs); i++) {
+        uintptr_t exported;
+        uintptr_t fn = dbglink_static(dirs[i], &exported);
+        gcm__symtab_hit h;
+        if (!gcm__symtab_lookup(fn + 1, &h))
+            fail_msg("%s: static function unnamed", dirs[i]);
+        assert_string_equal(h.name, "symtab_dbglink_static");
+        assert_true(h.local);
+        assert_true(gcm__symtab_lookup(exported + 1, &h));
+        assert_string_equal(h.name, "symtab_dbglink_fn");
+        assert_false(h.local);
+    }
+}
+
+/* A debug file of the right name whose CRC is not the debuglink's is
+ * another build's: refused, although its symbols sit at the same addresses
+ * and would name the function (wrongly).  The object falls back to its
+ * .dynsym: the exported function keeps its name, the static one has none.
+ * ("next", above, has such a file beside it and the right one in .debug/:
+ * the search goes on past a wrong file.) */
+static void test_debuglink_wrong_crc(void **state)
+{
+    (void)state;
+    uintptr_t exported;
+    uintptr_t fn = dbglink_static("wrong", &exported);
+    gcm__symtab_hit h;
+    if (gcm__symtab_lookup(fn + 1, &h))
+        fail_msg("named %s from a debug file that does not match", h.name);
+    assert_true(gcm__symtab_lookup(exported + 1, &h));
+    assert_string_equal(h.name, "symtab_dbglink_fn");
 }
 
 static void test_resolve_by_mode(void **state)
@@ -337,6 +396,8 @@ int main(void)
         cmocka_unit_test(test_program_functions),
         cmocka_unit_test(test_shared_library_dynsym),
         cmocka_unit_test(test_libc_names),
+        cmocka_unit_test(test_debuglink),
+        cmocka_unit_test(test_debuglink_wrong_crc),
         cmocka_unit_test(test_resolve_by_mode),
         cmocka_unit_test(test_api_frames_without_dwarf),
         cmocka_unit_test(test_concurrent),
