@@ -898,6 +898,15 @@ typedef struct gcm__sym_frame {
  * known).  Strings live as long as the process.  Thread-safe. */
 GCM_HIDDEN int gcm__sym_resolve(gcm__sym_mode mode, uintptr_t pc,
                                 gcm__sym_frame *out, int max);
+/* The longest mangled name gcm__demangle reads (its stack use grows with
+ * the name: about 80 bytes a character). */
+#define GCM_DEMANGLE_MAX 1024
+/* A C++ (Itanium ABI) mangled name as pprof shows it by default: qualified,
+ * without parameters or template arguments (app::Cache::put).  Writes it
+ * to buf (cap bytes, NUL included) and returns its length; 0 when name is
+ * not a mangled name, is longer than GCM_DEMANGLE_MAX, or does not fit.
+ * Allocates nothing (prof_demangle.c). */
+GCM_HIDDEN size_t gcm__demangle(const char *name, char *buf, size_t cap);
 /* How many of a stack's innermost return addresses are in gcmalloc's
  * public headers' inline code, compiled as functions of their own (an -O0
  * program's gcm_arena_alloc): part of the call into gcmalloc, left out of

@@ -5,7 +5,8 @@
  * − 1, lines innermost first), functions, mappings (main first, build-id,
  * flags that agree with what was resolved), the string table, the allocs
  * view, delta profiles (a base snapshot subtracted: negative in-use values,
- * unchanged samples dropped, duration_nanos), and errors.
+ * unchanged samples dropped, duration_nanos), C++ names as pprof
+ * demangles them (gcm__demangle), and errors.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -720,6 +721,52 @@ static void test_symbol_modes(void **state)
     profile_free(&P);
 }
 
+/* gcm__demangle against what pprof's default demangler (Go's
+ * github.com/ianlancetaylor/demangle, NoParams and NoTemplateParams)
+ * makes of the same symbols. */
+static void test_demangle(void **state)
+{
+    (void)state;
+    static const char *const rows[][2] = {
+        {"_ZN3app5Cache3putEiRKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE",
+         "app::Cache::put"},
+        {"_ZNSt6vectorIiSaIiEE17_M_realloc_insertIJRKiEEEvN9__gnu_cxx17__normal_"
+         "iteratorIPiS1_EEDpOT_", "std::vector::_M_realloc_insert"},
+        {"_ZStlsISt11char_traitsIcEERSt13basic_ostreamIcT_ES5_PKc", "std::operator<<"},
+        {"_ZNKSt4lessIiEclERKiS2_", "std::less::operator()"},
+        {"_ZltRK1AS1_", "operator<"},
+        {"_ZNK1AptEv", "A::operator->"},
+        {"_ZssRK1AS1_", "operator<=>"},
+        {"_ZN1ArSEi", "A::operator>>="},
+        {"_ZN1AgtEi", "A::operator>"},
+        {"_ZN1AltIiEEbT_", "A::operator<"},
+        {"_Znwm", "operator new"},
+        {"_ZN3app5CacheC2Ev", "app::Cache::Cache"},
+        {"_ZN3app5CacheD0Ev", "app::Cache::~Cache"},
+        {"_ZN3app4makeIdEEPSt6vectorIT_SaIS2_EEi", "app::make"},
+        {"_ZN12_GLOBAL__N_13fooEv", "(anonymous namespace)::foo"},
+        {"_ZZ4mainENKUlvE_clEv", "main::{lambda()#1}::operator()"},
+    };
+    char buf[256];
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        assert_int_equal(gcm__demangle(rows[i][0], buf, sizeof buf), strlen(rows[i][1]));
+        assert_string_equal(buf, rows[i][1]);
+    }
+    /* Not mangled, not valid, too long, or not fitting: left alone. */
+    assert_int_equal(gcm__demangle("main", buf, sizeof buf), 0);
+    assert_int_equal(gcm__demangle("_Zfoo", buf, sizeof buf), 0);
+    assert_int_equal(gcm__demangle(NULL, buf, sizeof buf), 0);
+    assert_int_equal(gcm__demangle("_ZN3app5Cache3putEv", buf, 8), 0);
+    char long_name[GCM_DEMANGLE_MAX + 16] = "_ZN";
+    size_t n = 3;
+    while (n + 11 < sizeof long_name - 2) {
+        memcpy(long_name + n, "9abcdefghi", 10);
+        n += 10;
+    }
+    memcpy(long_name + n, "Ev", 3);
+    assert_int_equal(gcm__demangle(long_name, buf, sizeof buf), 0);
+}
+
 int main(void)
 {
     gcm_init();
@@ -733,6 +780,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_fmt_bytes),
         cmocka_unit_test(test_symbol_modes),
+        cmocka_unit_test(test_demangle),
     };
     return cmocka_run_group_tests(tests, build_snapshot, NULL);
 }
