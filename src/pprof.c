@@ -25,6 +25,8 @@
  * the same data with default_sample_type = alloc_space.  One comment says
  * how the addresses were named (GCMALLOC_PROFILE_SYMBOLS, prof_symbol.c);
  * a mapping's has_* flags say what was found for every location in it.
+ * A C++ function's name is demangled, its system_name the mangled symbol
+ * (prof_demangle.c: readers other than pprof show `name` as it is).
  *
  * Delta profiles (gcm__pprof_write_delta, for the endpoint's ?seconds=N):
  * the same writer given a base snapshot taken N seconds earlier writes,
@@ -260,7 +262,7 @@ typedef struct ploc {
 } ploc;
 
 typedef struct pfunc {
-    int64_t name, file;
+    int64_t name, sys, file; /* sys: the name as the symbol says it */
 } pfunc;
 
 typedef struct pmap {
@@ -285,6 +287,8 @@ typedef struct builder {
     pfunc *fn;
     size_t nfn, capfn;
     gcm__u64map locmap, fnmap;
+    char **owned;      /* demangled names, the strings the builder made */
+    size_t nowned, capowned;
     gcm__mapping *maps;
     pmap *mflags;
     int nmaps;
@@ -333,6 +337,29 @@ static int64_t str_id(builder *B, const char *s)
     return (int64_t)B->nstr++;
 }
 
+/* The string index of name as people read it: a C++ mangled name
+ * demangled (prof_demangle.c says why and in which form), any other as it
+ * is. */
+static int64_t display_name_id(builder *B, const char *name, int64_t sys)
+{
+    char tmp[512];
+    size_t n = gcm__demangle(name, tmp, sizeof tmp);
+    if (n == 0 || B->oom)
+        return sys;
+    char *copy = gcm__prof_alloc(n + 1);
+    if (copy == NULL ||
+        !gcm__prof_grow((void **)&B->owned, &B->capowned, B->nowned + 1, sizeof *B->owned)) {
+        gcm__prof_dealloc(copy);
+        B->oom = true;
+        return 0;
+    }
+    memcpy(copy, tmp, n + 1);
+    B->owned[B->nowned++] = copy;
+    return str_id(B, copy);
+}
+
+/* One function per (symbol name, file): overloads that demangle to the
+ * same name stay apart, as pprof keeps them (by system_name). */
 static uint32_t func_id(builder *B, const char *name, const char *file)
 {
     int64_t n = str_id(B, name), f = str_id(B, file);
@@ -346,7 +373,8 @@ static uint32_t func_id(builder *B, const char *name, const char *file)
         B->oom = true;
         return 0;
     }
-    B->fn[B->nfn].name = n;
+    B->fn[B->nfn].name = display_name_id(B, name, n);
+    B->fn[B->nfn].sys = n;
     B->fn[B->nfn].file = f;
     B->nfn++;
     return (uint32_t)id;
@@ -418,6 +446,9 @@ static void builder_free(builder *B)
     gcm__prof_dealloc(B->fn);
     gcm__prof_dealloc(B->maps);
     gcm__prof_dealloc(B->mflags);
+    for (size_t i = 0; i < B->nowned; i++)
+        gcm__prof_dealloc(B->owned[i]);
+    gcm__prof_dealloc(B->owned);
     gcm__u64map_free(&B->locmap);
     gcm__u64map_free(&B->fnmap);
 }
@@ -701,7 +732,7 @@ int gcm__pprof_write_delta(int fd, const gcm__prof_snap *s,
         m.len = 0;
         put_u64(&m, 1, (uint64_t)i + 1);
         put_i64(&m, 2, B.fn[i].name);
-        put_i64(&m, 3, B.fn[i].name);
+        put_i64(&m, 3, B.fn[i].sys);
         put_i64(&m, 4, B.fn[i].file);
         put_msg(&top, 5, &m);
         flush_top(&g, &top, false);
