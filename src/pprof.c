@@ -287,7 +287,7 @@ typedef struct builder {
     pfunc *fn;
     size_t nfn, capfn;
     gcm__u64map locmap, fnmap;
-    char **owned;      /* demangled names, the strings the builder made */
+    char **owned;      /* strings the builder made: demangled, made UTF-8 */
     size_t nowned, capowned;
     gcm__mapping *maps;
     pmap *mflags;
@@ -309,13 +309,91 @@ static uint64_t str_hash(const void *ctx, size_t i)
     return hash_bytes(B->str[i].s, B->str[i].len);
 }
 
-/* The string table index of s (NULL and "" are 0). */
+/* The length of the well-formed UTF-8 sequence at s (at most n bytes),
+ * or 0: the rules of Unicode's table 3-7, which protobuf's validators
+ * apply (no overlong forms, no surrogates, nothing past U+10FFFF). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80;
+        hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+/* s, or, when it is not well-formed UTF-8, a copy with each byte that is
+ * not part of a well-formed sequence replaced by U+FFFD.  string_table
+ * is `repeated string`: protoc, protobufjs and other strict proto3
+ * decoders reject a whole profile over one string that is not UTF-8
+ * (pprof itself does not check), and paths are bytes: a program in a
+ * directory named in Latin-1 made every profile of it unreadable there.
+ * NULL when memory is short. */
+static const char *valid_utf8(builder *B, const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strlen(s), bad = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq(u + i, n - i);
+        bad += k == 0;
+        i += k ? k : 1;
+    }
+    if (bad == 0)
+        return s;
+    char *copy = gcm__prof_alloc(n + 2 * bad + 1);
+    if (copy == NULL ||
+        !gcm__prof_grow((void **)&B->owned, &B->capowned, B->nowned + 1, sizeof *B->owned)) {
+        gcm__prof_dealloc(copy);
+        return NULL;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq(u + i, n - i);
+        if (k == 0) {
+            memcpy(copy + w, "\xEF\xBF\xBD", 3);
+            w += 3;
+            i++;
+        } else {
+            memcpy(copy + w, s + i, k);
+            w += k;
+            i += k;
+        }
+    }
+    copy[w] = '\0';
+    B->owned[B->nowned++] = copy;
+    return copy;
+}
+
+/* The string table index of s (NULL and "" are 0), as well-formed UTF-8. */
 static int64_t str_id(builder *B, const char *s)
 {
     if (B->oom)
         return 0;
     if (s == NULL)
         s = "";
+    s = valid_utf8(B, s);
+    if (s == NULL) {
+        B->oom = true;
+        return 0;
+    }
     size_t n = strlen(s);
     if (!gcm__index_reserve(&B->sht, &B->shtcap, B->nstr, 1024, str_hash, B)) {
         B->oom = true;

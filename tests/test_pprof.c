@@ -6,7 +6,7 @@
  * flags that agree with what was resolved), the string table, the allocs
  * view, delta profiles (a base snapshot subtracted: negative in-use values,
  * unchanged samples dropped, duration_nanos), C++ names (demangled in
- * `name`, mangled in `system_name`), and errors.
+ * `name`, mangled in `system_name`), strings made UTF-8, and errors.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -810,6 +810,39 @@ static void test_demangle(void **state)
     assert_int_equal(gcm__demangle(long_name, buf, sizeof buf), 0);
 }
 
+/* string_table is `repeated string`: strict decoders (protoc, protobufjs)
+ * reject a profile with one string that is not UTF-8.  Names and paths are
+ * bytes, so the writer replaces each byte outside a well-formed sequence
+ * with U+FFFD and keeps well-formed ones, multibyte included. */
+static void test_strings_utf8(void **state)
+{
+    (void)state;
+    static const char *const rows[][2] = {
+        {"caf\xe9", "caf\xEF\xBF\xBD"},                        /* Latin-1 */
+        {"pool-\xe2\x82\xac", "pool-\xe2\x82\xac"},             /* U+20AC, kept */
+        {"\xf0\x9f\x90\x98!", "\xf0\x9f\x90\x98!"},             /* U+1F418, kept */
+        {"a\xc0\xaf" "b", "a\xEF\xBF\xBD\xEF\xBF\xBD" "b"},     /* overlong '/' */
+        {"\xed\xa0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* surrogate */
+        {"x\xe2\x82", "x\xEF\xBF\xBD\xEF\xBF\xBD"},             /* truncated */
+        {"\xf4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* > U+10FFFF */
+    };
+    enum { N = sizeof rows / sizeof rows[0] };
+    gcm__prof_rec r[N];
+    for (int i = 0; i < N; i++) {
+        uintptr_t pcs[1] = {0x51 + 0x10 * (uintptr_t)i};
+        r[i] = (gcm__prof_rec){gcm__bucket_intern(pcs, 1, GCM_PROF_POOL, rows[i][0]),
+                               {1, 16, 1, 16}};
+        assert_non_null(r[i].b);
+    }
+    gcm__prof_snap s = {r, N, 1, 42};
+    profile P;
+    write_and_decode(&s, false, &P);
+    assert_int_equal(P.nsamples, N);
+    for (int i = 0; i < N; i++)
+        assert_string_equal(label_str(&P, &P.samples[i], "name"), rows[i][1]);
+    profile_free(&P);
+}
+
 int main(void)
 {
     gcm_init();
@@ -825,6 +858,7 @@ int main(void)
         cmocka_unit_test(test_symbol_modes),
         cmocka_unit_test(test_cxx_names),
         cmocka_unit_test(test_demangle),
+        cmocka_unit_test(test_strings_utf8),
     };
     return cmocka_run_group_tests(tests, build_snapshot, NULL);
 }
