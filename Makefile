@@ -20,7 +20,8 @@ endif
 # Build and test dependencies (Debian 12 package names).
 PACKAGES := gcc make cmake pkg-config libgc-dev libmimalloc-dev libcmocka-dev \
             zlib1g-dev golang-go libunwind-dev python3 \
-            libapr1-dev libtalloc-dev sqlite3 libmicrohttpd-dev libiberty-dev
+            libapr1-dev libtalloc-dev sqlite3 libmicrohttpd-dev libiberty-dev \
+            protobuf-compiler golang-github-google-pprof-dev
 # Only `make bench` needs these: peers it compares against.
 BENCH_PACKAGES := libjemalloc2
 
