@@ -16,7 +16,7 @@
  * std::operator<< -- without parameters or template arguments, so that the
  * same function reads the same in every reader, `go tool pprof` included
  * (it leaves a name alone once it differs from system_name;
- * `-symbolize=force,demangle=full` still gets the full form from
+ * `-symbolize=remote:demangle=full` still gets the full form from
  * system_name).
  *
  * libiberty's demangler, in the callback form: it builds its parse on the
