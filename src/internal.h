@@ -785,6 +785,10 @@ GCM_HIDDEN int gcm__stack_capture(uintptr_t *pcs, int max, const void *caller);
  * way.  For the tests. */
 GCM_HIDDEN bool gcm__stack_gated(void (*fn)(void *), void *arg);
 GCM_HIDDEN const char *gcm__stack_method(void);
+/* Bytes of stack left below the caller on its thread (the mapping that
+ * holds its stack, from /proc/self/maps, cached per thread); 0 when not
+ * known.  For work whose stack use grows with its input (the demangler). */
+GCM_HIDDEN size_t gcm__stack_room(void);
 
 /* prof_bucket.c: one bucket per (stack, kind, name). */
 typedef struct gcm__prof_counts {
@@ -898,15 +902,22 @@ typedef struct gcm__sym_frame {
  * known).  Strings live as long as the process.  Thread-safe. */
 GCM_HIDDEN int gcm__sym_resolve(gcm__sym_mode mode, uintptr_t pc,
                                 gcm__sym_frame *out, int max);
-/* The longest mangled name gcm__demangle reads (its stack use grows with
- * the name: about 80 bytes a character). */
+/* The longest mangled name gcm__demangle reads, and the stack it wants
+ * free for a name of len characters (its parse: up to ~110 bytes a
+ * character, measured, plus its frames and the caller's margin). */
 #define GCM_DEMANGLE_MAX 1024
+#define GCM_DEMANGLE_STACK(len) ((size_t)16384 + (size_t)128 * (len))
 /* A C++ (Itanium ABI) mangled name as pprof shows it by default: qualified,
  * without parameters or template arguments (app::Cache::put).  Writes it
  * to buf (cap bytes, NUL included) and returns its length; 0 when name is
- * not a mangled name, is longer than GCM_DEMANGLE_MAX, or does not fit.
+ * not a mangled name, is longer than GCM_DEMANGLE_MAX, would need more of
+ * this thread's stack than is left, or does not fit.
  * Allocates nothing (prof_demangle.c). */
 GCM_HIDDEN size_t gcm__demangle(const char *name, char *buf, size_t cap);
+/* name demangled into buf as gcm__demangle does, or name itself when it
+ * does not demangle: for text reports, which name functions as profiles
+ * do. */
+GCM_HIDDEN const char *gcm__demangled(const char *name, char *buf, size_t cap);
 /* How many of a stack's innermost return addresses are in gcmalloc's
  * public headers' inline code, compiled as functions of their own (an -O0
  * program's gcm_arena_alloc): part of the call into gcmalloc, left out of

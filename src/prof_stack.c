@@ -50,6 +50,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #ifdef GCM_UNWIND_LIBUNWIND
@@ -148,8 +149,9 @@ static uintptr_t parse_hex(const char **s)
 }
 
 /* The mapping of /proc/self/maps that contains sp, read in pieces into a
- * stack buffer (no malloc). */
-static bool stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi)
+ * stack buffer (no malloc).  *grows: it is the main thread's "[stack]",
+ * which the kernel extends downwards on demand. */
+static bool stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi, bool *grows)
 {
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -174,6 +176,8 @@ static bool stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi)
                 if (sp >= a && sp < b) {
                     *lo = a;
                     *hi = b;
+                    *nl = '\0';
+                    *grows = strstr(s, "[stack]") != NULL;
                     found = true;
                     break;
                 }
@@ -192,17 +196,44 @@ static bool stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi)
     return found;
 }
 
+/* The calling thread's stack around sp, cached per thread: read again
+ * only when sp is outside the cached one (a signal on an alternate stack).
+ * false when unknown. */
+static bool thread_stack(gcm__tls *t, uintptr_t sp)
+{
+    if (sp < t->prof_stack_lo || sp >= t->prof_stack_hi) {
+        uintptr_t lo = 0, hi = 0;
+        bool grows = false;
+        if (!stack_bounds(sp, &lo, &hi, &grows))
+            lo = hi = 0;
+        /* The main thread's stack is mapped as far as it has been used;
+         * it may grow to its resource limit (8 MiB assumed when
+         * unlimited). */
+        struct rlimit rl;
+        if (grows && getrlimit(RLIMIT_STACK, &rl) == 0) {
+            uintptr_t size = rl.rlim_cur == RLIM_INFINITY ? (uintptr_t)8 << 20
+                                                          : (uintptr_t)rl.rlim_cur;
+            if (hi - size < lo && size < hi)
+                lo = hi - size;
+        }
+        t->prof_stack_lo = lo;
+        t->prof_stack_hi = hi;
+    }
+    return t->prof_stack_hi != 0;
+}
+
+size_t gcm__stack_room(void)
+{
+    gcm__tls *t = &gcm__tls_self;
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    return thread_stack(t, sp) ? sp - t->prof_stack_lo : 0;
+}
+
 static GCM_NOINLINE int fp_walk(uintptr_t *buf, int max)
 {
     gcm__tls *t = &gcm__tls_self;
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-    if (sp < t->prof_stack_lo || sp >= t->prof_stack_hi) {
-        uintptr_t lo = 0, hi = 0;
-        if (!stack_bounds(sp, &lo, &hi))
-            lo = hi = 0;
-        t->prof_stack_lo = lo;
-        t->prof_stack_hi = hi;
-    }
+    thread_stack(t, sp);
     uintptr_t hi = t->prof_stack_hi;
     if (hi == 0)
         return 0; /* stack unknown: walk nothing rather than guess */
