@@ -90,11 +90,13 @@ static void print_stack(const gcm__bucket *b)
             continue;
         }
         for (int k = 0; k < n; k++) {
+            char tmp[512];
+            const char *fn = gcm__demangled(f[k].function, tmp, sizeof tmp);
             if (f[k].file != NULL)
-                gcm__diag("        %s %s:%d%s", f[k].function ? f[k].function : "?",
-                          f[k].file, f[k].line, k + 1 < n ? " (inlined)" : "");
+                gcm__diag("        %s %s:%d%s", fn ? fn : "?", f[k].file, f[k].line,
+                          k + 1 < n ? " (inlined)" : "");
             else
-                gcm__diag("        %s", f[k].function ? f[k].function : "?");
+                gcm__diag("        %s", fn ? fn : "?");
         }
     }
 }

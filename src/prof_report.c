@@ -144,12 +144,14 @@ static void pct(char *out, size_t cap, uint64_t v, uint64_t total)
 
 static void node_name(const node *n, char *out, size_t cap)
 {
-    if (n->function == NULL)
+    char tmp[512];
+    const char *fn = gcm__demangled(n->function, tmp, sizeof tmp);
+    if (fn == NULL)
         gcm__fmt(out, cap, "%p", (void *)n->pc);
     else if (n->file != NULL && n->line > 0)
-        gcm__fmt(out, cap, "%s %s:%d", n->function, n->file, n->line);
+        gcm__fmt(out, cap, "%s %s:%d", fn, n->file, n->line);
     else
-        gcm__fmt(out, cap, "%s", n->function);
+        gcm__fmt(out, cap, "%s", fn);
 }
 
 static int table(int fd, report *R, int w, int top, const char *title,
