@@ -422,10 +422,28 @@ static void free_slow_inner(void *p)
         gc_free(p);
 }
 
+/* True when mi_realloc(p, n) keeps p where it is (its rule: n within the
+ * block's usable size and at least half of it): nothing is allocated, so
+ * the sampler is not charged.  Charging every realloc its whole new size
+ * sampled a buffer grown in small steps at nearly every call once it was
+ * larger than the rate, each sample a stack walk and a copy of the whole
+ * buffer into the sampled blocks' arena: 64x glibc's time (180x
+ * mimalloc's) growing buffers to 1 MiB at the default rate. */
+static inline bool mi_in_place(void *p, size_t n, size_t *usable)
+{
+    size_t u = mi_usable_size(p);
+    *usable = u;
+    return n <= u && n >= u / 2;
+}
+
 /* realloc of a sampled block (or with the budget crossed): a new block
- * through the sampler, the contents copied, the old block released. */
+ * through the sampler, the contents copied, the old block released.  A
+ * block that stays in place keeps its record. */
 static void *fast_realloc_slow(void *p, size_t n, const void *caller)
 {
+    size_t have;
+    if (mi_in_place(p, n, &have))
+        return mi_realloc(p, n);
     bool sample = !fast_tick(n) && fast_sample(n);
     if (!sample && !maybe_sampled(p))
         return mi_realloc(p, n);
@@ -437,7 +455,6 @@ static void *fast_realloc_slow(void *p, size_t n, const void *caller)
     if (sample) {
         q = samp_alloc(n, 0, false);
         if (q != NULL) {
-            size_t have = mi_usable_size(p);
             memcpy(q, p, have < n ? have : n);
             mi_free(p);
             gcm__prof_record_alloc(q, n, GCM_PROF_MALLOC, NULL, caller);
@@ -546,7 +563,8 @@ API void *realloc(void *p, size_t n)
         errno = ENOMEM; /* p stays valid */
         return NULL;
     }
-    if (GCM_LIKELY(!maybe_sampled(p) && fast_tick(n)))
+    size_t have;
+    if (GCM_LIKELY(!maybe_sampled(p)) && (mi_in_place(p, n, &have) || fast_tick(n)))
         return mi_realloc(p, n);
     return realloc_slow(p, n, GCM_PROF_CALLER());
 }
