@@ -328,6 +328,10 @@ enum {
     GCM_GCA_ATOMIC = 1,        /* holds no pointers: never scanned        */
     GCM_GCA_UNCOLLECTABLE = 2, /* scanned but never collected: freed only
                                   explicitly (the C library's own objects) */
+    GCM_GCA_GROW = 4,          /* for a realloc that grows: a quarter more
+                                  room than n, so that the next small steps
+                                  grow in place (tcmalloc's realloc does the
+                                  same); the profile still records n       */
 };
 GCM_HIDDEN void *gcm__gc_alloc(size_t n, size_t align, size_t head,
                                unsigned flags, const void *caller,
@@ -1021,6 +1025,8 @@ GCM_HIDDEN void gcm__lc_track(void *p, void *base, size_t size, bool tracked);
 GCM_HIDDEN int gcm__lc_release(void *p, size_t *size);
 GCM_HIDDEN void *gcm__lc_base(void *p);
 GCM_HIDDEN size_t gcm__lc_size(void *p);
+/* realloc in place: p's size as asked becomes n. */
+GCM_HIDDEN void gcm__lc_resize(void *p, size_t n);
 GCM_HIDDEN void gcm__lc_totals(uint64_t *objects, uint64_t *bytes);
 /* An object a cycle found unreachable: where, and the bytes asked for. */
 typedef struct gcm__leaked {

@@ -190,6 +190,10 @@ void *gcm__lc_base(void *p) { return (char *)p - hdr(p)->base_off; }
 
 size_t gcm__lc_size(void *p) { return (size_t)hdr(p)->size; }
 
+/* The program owns p (it is resizing it), so no collection reports it
+ * meanwhile: a plain store. */
+void gcm__lc_resize(void *p, size_t n) { hdr(p)->size = n; }
+
 /* --- at each collection -------------------------------------------------------- */
 
 /* Leaks found by the last cycle, waiting to be reported (found_mu). */
