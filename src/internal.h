@@ -847,6 +847,8 @@ GCM_HIDDEN bool gcm__sampled_add(void *p, size_t bytes, gcm__bucket *b);
 GCM_HIDDEN void gcm__sampled_count(gcm__bucket *b, size_t bytes, bool alloc);
 /* Objects currently remembered (both tables). */
 GCM_HIDDEN size_t gcm__sampled_live(void);
+/* Rebuilds of the two tables so far (tests check they stay amortized). */
+GCM_HIDDEN uint64_t gcm__sampled_rebuilds(void);
 /* Cycles whose GC-heap counts have been published. */
 GCM_HIDDEN uint64_t gcm__sampled_cycles(void);
 

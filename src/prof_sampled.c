@@ -111,13 +111,23 @@ static void remove_at(table *t, entry *e)
     t->tomb++;
 }
 
-/* Rebuilds t with room for at least one more entry, dropping tombstones.
- * Memory is mapped (never malloc) and counted as non-GC memory. */
+static uint64_t rebuilds; /* under either table's mu: a statistic for tests */
+
+/* Rebuilds t, dropping tombstones, with at most 3/8 of its slots live, so
+ * that an eighth of them can be filled (by inserts, or by the tombstones
+ * of removals) before insert calls for the next rebuild: each rebuild's
+ * copy is paid for by cap/8 operations.  (Sized for half, a table whose
+ * live entries sat just under half its slots was rebuilt every few
+ * operations, each time an mmap, a copy of every entry and an munmap —
+ * with every allocation sampled, larson spent a quarter of its time there,
+ * in page faults and TLB shootdowns, under the table's lock.)  Memory is
+ * mapped (never malloc) and counted as non-GC memory. */
 static bool rebuild(table *t)
 {
     size_t cap = t->cap ? t->cap : 1024;
-    while ((t->live + 1) * 2 > cap)
+    while ((t->live + 1) * 8 > cap * 3)
         cap *= 2;
+    rebuilds++;
     size_t bytes = cap * sizeof(entry);
     entry *ne = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -314,6 +324,16 @@ size_t gcm__sampled_live(void)
     pthread_mutex_lock(&ext.mu);
     n += ext.live;
     pthread_mutex_unlock(&ext.mu);
+    return n;
+}
+
+uint64_t gcm__sampled_rebuilds(void)
+{
+    pthread_mutex_lock(&gct.mu);
+    pthread_mutex_lock(&ext.mu);
+    uint64_t n = rebuilds;
+    pthread_mutex_unlock(&ext.mu);
+    pthread_mutex_unlock(&gct.mu);
     return n;
 }
 

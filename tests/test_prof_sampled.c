@@ -179,6 +179,40 @@ static void test_detach_reattach_release(void **state)
     gcm__prof_release(NULL);
 }
 
+/* A steady number of live samples, one freed and one added at a time (a
+ * program at a steady heap, every allocation sampled): rebuilding the
+ * table (a mapping, a copy of every entry, an unmapping) must stay rare at
+ * every live count, including just under half the table's slots, where it
+ * used to happen every few operations.  Plateaus in rising order: tables
+ * never shrink, so each reaches a new size. */
+static void test_table_rebuilds_amortized(void **state)
+{
+    (void)state;
+    gcm__bucket *b = fake_bucket(GCM_PROF_MALLOC, 6);
+    const uintptr_t base = (uintptr_t)0x6e0000000000;
+    size_t live0 = gcm__sampled_live(), lo = 0, hi = 0; /* live: [lo, hi) */
+    uint64_t churn_rebuilds = 0;
+    for (int k = 10; k <= 13; k++) {
+        size_t goal = ((size_t)1 << k) - 8 - (live0 < 8 ? live0 : 8);
+        for (; hi - lo < goal; hi++)
+            assert_true(gcm__sampled_add((void *)(base + hi * 16), 16, b));
+        uint64_t r0 = gcm__sampled_rebuilds();
+        /* The oldest freed, a new address added: each free leaves a
+         * tombstone, as a program's frees and new allocations do. */
+        for (size_t i = 0; i < 10000; i++, lo++, hi++) {
+            gcm__prof_free((void *)(base + lo * 16));
+            assert_true(gcm__sampled_add((void *)(base + hi * 16), 16, b));
+        }
+        churn_rebuilds += gcm__sampled_rebuilds() - r0;
+    }
+    print_message("%llu rebuilds in 40,000 operations\n", (unsigned long long)churn_rebuilds);
+    /* Sized for half the slots: thousands.  Now a few dozen. */
+    assert_true(churn_rebuilds <= 200);
+    for (; lo < hi; lo++)
+        gcm__prof_free((void *)(base + lo * 16));
+    assert_int_equal(gcm__sampled_live(), live0);
+}
+
 static void test_table_growth(void **state)
 {
     (void)state;
@@ -420,6 +454,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pending_shown_before_first_cycle),
         cmocka_unit_test(test_explicit_kind_exact),
+        cmocka_unit_test(test_table_rebuilds_amortized),
         cmocka_unit_test(test_address_reused_without_free),
         cmocka_unit_test(test_detach_reattach_release),
         cmocka_unit_test(test_table_growth),
