@@ -45,7 +45,7 @@ test: build
 demo: build
 	@$(BUILD)/demo/gcmalloc-demo --out $(BUILD)/demo-out
 
-# Every benchmark of docs/performance.md, one after another (about fifteen
+# Every benchmark of docs/performance.md, one after another (about twenty
 # minutes on two cores); each one's output is kept in $(BUILD)/bench-out/.
 BENCH_OUT = $(BUILD)/bench-out
 bench: SHELL := /bin/bash
@@ -61,6 +61,7 @@ bench: build
 	bash bench/run_pool.sh $(BUILD) 1s 2>&1 | tee $(BENCH_OUT)/bench_pool.txt
 	$(BUILD)/bench/bench_strategies -benchtime 1s | tee $(BENCH_OUT)/bench_strategies.txt
 	bash bench/preload_bench.sh $(BUILD) 7 | tee $(BENCH_OUT)/preload_bench.txt
+	bash bench/peer_bench.sh $(BUILD) 5 | tee $(BENCH_OUT)/peer_bench.txt
 
 # Sanitizer builds live in their own trees so they never mix with the main one.
 test-asan: deps
