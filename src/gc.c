@@ -336,7 +336,8 @@ static void finish_cycle(int reason, uint64_t heap0, uint64_t goal,
     int64_t now = gcm__now_ns();
     gcm__cycle c;
     memset(&c, 0, sizeof c);
-    c.n = ++G.cycles;
+    c.n = G.cycles + 1;
+    GCM_STORE(&G.cycles, c.n); /* read without G.mu by fcache_put */
     c.forced = reason == REASON_FORCED;
     c.foreign = reason == REASON_FOREIGN;
     if (c.forced)
@@ -1085,19 +1086,33 @@ void gcm__gc_snapshot(gcm__gc_state *s)
  * through the blocks' first word from heads in a per-thread uncollectable
  * block, so a cached block is reachable and the collector never reclaims
  * it under us.  When a thread exits its cache is dropped; the collector
- * reclaims the blocks. */
+ * reclaims the blocks.
+ *
+ * How much to keep.  A program that frees in batches (a request's objects
+ * at its end, sh6bench's 4,000 at a time) overflows a small cache, and
+ * every block past it pays GC_free's lock: with 64 blocks a size and
+ * 256 KiB a thread, two threads of peer_alloc sh6 spent 41% of their time
+ * in that lock's mutex, 5x glibc's time in leakcheck mode; with 256 and
+ * 1 MiB, half of that.  What a larger cache costs is not resident memory
+ * (a block GC_free takes back stays in bdwgc's heap, on its free lists)
+ * but sharing: a cached block serves only its thread, and is live to the
+ * collector.  So the cache lasts one cycle: the first free after a
+ * collection drops the thread's lists (their blocks are garbage to the
+ * next one, reclaimed by its sweep without any lock per block) and starts
+ * anew.  A thread can then hold at most FC_BUDGET of blocks away from the
+ * others, and only until the heap grows enough to call a collection; and
+ * what the collector counts live at a cycle is short by at most that per
+ * thread. */
 #define FC_MAX 2048               /* bytes, as bdwgc sizes them          */
 #define FC_CLASSES (FC_MAX / 16 + 1)
-#define FC_DEPTH 64               /* blocks kept per size                */
-#define FC_BUDGET (256u << 10)    /* bytes kept per thread, all sizes    */
+#define FC_DEPTH 256              /* blocks kept per size                */
+#define FC_BUDGET (1u << 20)      /* bytes kept per thread, all sizes    */
 
-/* A cached block is still live to the collector, so the cache is bounded
- * in bytes as well as in depth: 256 KiB a thread is what the heap goal
- * may be short by, and a small price next to a 4 MiB minimum heap. */
 struct gcm__fcache {
     void *head[FC_CLASSES];
-    uint8_t n[FC_CLASSES];
+    uint16_t n[FC_CLASSES];
     uint32_t bytes;
+    uint64_t cycle;               /* G.cycles when the lists were started */
 };
 
 static int kind_normal = -1;     /* bdwgc's kind number of GC_MALLOC's */
@@ -1152,11 +1167,20 @@ static inline bool fcache_put(gcm__tls *t, void *base, size_t fp, int kind)
     if (fp > FC_MAX)
         return false;
     struct gcm__fcache *fc = fcache_of(t);
-    size_t c = fp / 16;
-    if (fc == NULL || fc->n[c] >= FC_DEPTH || fc->bytes + fp > FC_BUDGET)
-        return false;
-    if (kind != kind_normal)
+    if (fc == NULL || kind != kind_normal)
         return false; /* uncollectable (the C library's) or pointer-free */
+    uint64_t cycle = GCM_LOAD(&G.cycles);
+    if (GCM_UNLIKELY(fc->cycle != cycle)) {
+        /* A collection since the lists were started: drop them (see
+         * above).  Their blocks were counted freed when they came in. */
+        memset(fc->head, 0, sizeof fc->head);
+        memset(fc->n, 0, sizeof fc->n);
+        fc->bytes = 0;
+        fc->cycle = cycle;
+    }
+    size_t c = fp / 16;
+    if (fc->n[c] >= FC_DEPTH || fc->bytes + fp > FC_BUDGET)
+        return false;
     memset(base, 0, fp);
     *(void **)base = fc->head[c];
     fc->head[c] = base;

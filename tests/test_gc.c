@@ -456,6 +456,63 @@ static void test_memory_limit_binds(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* The preload modes' per-thread cache of freed blocks (gcm__gc_free_any,
+ * gcm__gc_alloc): a batch of 200 frees of one size comes back to the same
+ * thread's allocations, last freed first, without bdwgc's lock (a cache of
+ * 64 a size sent the rest through GC_free); and the first free after a
+ * collection starts the cache anew, so blocks cached before it are left to
+ * the collector instead of being held for this thread. */
+enum { FC_BATCH = 200 };
+
+typedef struct free_cache_result {
+    int allocated, lifo;  /* of the batch */
+    bool x_back, ten_left;
+} free_cache_result;
+
+/* Asserts only on the test's thread (cmocka's failures longjmp). */
+static void *free_cache_worker(void *arg)
+{
+    free_cache_result *r = arg;
+    static void *freed[FC_BATCH];
+    for (int i = 0; i < FC_BATCH; i++)
+        r->allocated += (freed[i] = gcm__gc_alloc(64, 16, 0, 0, NULL, NULL)) != NULL;
+    for (int i = 0; i < FC_BATCH; i++)
+        gcm__gc_free_any(freed[i]);
+    for (int i = 0; i < FC_BATCH; i++)
+        r->lifo += gcm__gc_alloc(64, 16, 0, 0, NULL, NULL) == freed[FC_BATCH - 1 - i];
+
+    /* Cache ten, collect, free one more: only that one is cached now. */
+    void *ten[10];
+    for (int i = 0; i < 10; i++)
+        ten[i] = gcm__gc_alloc(64, 16, 0, 0, NULL, NULL);
+    void *x = gcm__gc_alloc(64, 16, 0, 0, NULL, NULL);
+    for (int i = 0; i < 10; i++)
+        gcm__gc_free_any(ten[i]);
+    gcm_gc();
+    gcm__gc_free_any(x);
+    r->x_back = gcm__gc_alloc(64, 16, 0, 0, NULL, NULL) == x;
+    void *next = gcm__gc_alloc(64, 16, 0, 0, NULL, NULL);
+    r->ten_left = true;
+    for (int i = 0; i < 10; i++)
+        r->ten_left &= next != ten[i];
+    return NULL;
+}
+
+static void test_free_cache(void **state)
+{
+    (void)state;
+    int old = gcm_set_gc_percent(-1); /* no collection but the test's own */
+    free_cache_result r = {0};
+    pthread_t th; /* a thread of its own: a cache nothing else has used */
+    assert_int_equal(pthread_create(&th, NULL, free_cache_worker, &r), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    gcm_set_gc_percent(old);
+    assert_int_equal(r.allocated, FC_BATCH);
+    assert_int_equal(r.lifo, FC_BATCH);
+    assert_true(r.x_back);
+    assert_true(r.ten_left);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--limit-child") == 0)
@@ -474,6 +531,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_pacing_follows_gogc),
         cmocka_unit_test(test_gogc_off_and_setters),
         cmocka_unit_test(test_memory_limit_binds),
+        cmocka_unit_test(test_free_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
