@@ -19,8 +19,7 @@ set -euo pipefail
 build=$1 rounds=${2:-5}
 lib=$build/libgcmalloc-preload.so
 pa=$build/bench/peer_alloc
-mi=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
-je=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+source "$(dirname "$0")/allocators.sh" # mi, je, env_for
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 for f in "$lib" "$pa" "$mi" "$je"; do [[ -e $f ]] || { echo "missing $f" >&2; exit 2; }; done
 
@@ -29,17 +28,6 @@ read -r -a workloads <<< "${PEER_WORKLOADS:-larson xmalloc cscratch cthrash mstr
 threads=${PEER_THREADS:-2}
 extra=${PEER_ENV:-}
 
-env_for() {
-    case $1 in
-    glibc) echo "" ;;
-    mimalloc) echo "LD_PRELOAD=$mi" ;;
-    jemalloc) echo "LD_PRELOAD=$je" ;;
-    gcm-fast) echo "LD_PRELOAD=$lib GCMALLOC_MODE=fast $extra" ;;
-    gcm-fast-noprof) echo "LD_PRELOAD=$lib GCMALLOC_MODE=fast GCMALLOC_PROFILE_RATE=0" ;;
-    gcm-leakcheck) echo "LD_PRELOAD=$lib GCMALLOC_MODE=leakcheck $extra" ;;
-    gcm-gc) echo "LD_PRELOAD=$lib GCMALLOC_MODE=gc $extra" ;;
-    esac
-}
 
 run() { # config workload -> "nanoseconds peak-KiB [rss-after-KiB]"
     local e t0 t1 out

@@ -16,8 +16,7 @@ build=$1 rounds=${2:-5}
 src=$(cd "$(dirname "$0")/.." && pwd)
 lib=$build/libgcmalloc-preload.so
 mt=$build/bench/mt_alloc
-mi=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
-je=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+source "$(dirname "$0")/allocators.sh" # mi, je, env_for
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 for f in "$lib" "$mt" "$mi" "$je"; do [[ -e $f ]] || { echo "missing $f" >&2; exit 2; }; done
 command -v sqlite3 >/dev/null || { echo "sqlite3 not installed" >&2; exit 2; }
@@ -26,17 +25,6 @@ configs=(glibc mimalloc jemalloc gcm-fast gcm-fast-noprof gcm-leakcheck gcm-gc)
 workloads=(start mt_alloc-1 mt_alloc-2 sqlite3)
 ops=${MT_OPS:-20000000}
 
-env_for() {
-    case $1 in
-    glibc) echo "" ;;
-    mimalloc) echo "LD_PRELOAD=$mi" ;;
-    jemalloc) echo "LD_PRELOAD=$je" ;;
-    gcm-fast) echo "LD_PRELOAD=$lib GCMALLOC_MODE=fast" ;;
-    gcm-fast-noprof) echo "LD_PRELOAD=$lib GCMALLOC_MODE=fast GCMALLOC_PROFILE_RATE=0" ;;
-    gcm-leakcheck) echo "LD_PRELOAD=$lib GCMALLOC_MODE=leakcheck" ;;
-    gcm-gc) echo "LD_PRELOAD=$lib GCMALLOC_MODE=gc" ;;
-    esac
-}
 
 run() { # config workload -> prints nanoseconds
     local e; e=$(env_for "$1")
