@@ -28,6 +28,7 @@
 #include "internal.h"
 #include "pprof_bytes.h"
 #include "env_option.h"
+#include "cxx_site.h"
 
 /* --- a protobuf reader ------------------------------------------------------- */
 
@@ -722,18 +723,6 @@ static void test_symbol_modes(void **state)
     profile_free(&P);
 }
 
-/* A function named as a C++ compiler names one: the asm label is its
- * symbol, so the symbol table (functions mode) gives the mangled name. */
-static uintptr_t pcs_cxx[GCM_PROF_MAX_DEPTH];
-static int depth_cxx;
-#define PP_CXX_SYMBOL "_ZN2pp5Cache3putEiRKSt6vectorIiSaIiEE"
-void pp_site_cxx(void) __asm__(PP_CXX_SYMBOL);
-__attribute__((noinline)) void pp_site_cxx(void)
-{
-    depth_cxx = gcm__stack_capture(pcs_cxx, GCM_PROF_MAX_DEPTH, NULL);
-    __asm__ volatile("" ::: "memory");
-}
-
 /* Readers other than pprof show Function.name as written, so a C++
  * function's name must be readable there: demangled in `name` (as pprof
  * shows it by default), the symbol in `system_name`. */
@@ -741,22 +730,14 @@ static void test_cxx_names(void **state)
 {
     (void)state;
     set_env_option("GCMALLOC_PROFILE_SYMBOLS", "functions", false);
-    pp_site_cxx();
-    int skip = 0;
-    gcm__sym_frame f[4];
-    while (skip < depth_cxx &&
-           !(gcm__sym_resolve(GCM_SYM_FUNCTIONS, pcs_cxx[skip] - 1, f, 4) == 1 &&
-             strcmp(f[0].function, PP_CXX_SYMBOL) == 0))
-        skip++;
-    assert_true(skip < depth_cxx);
-    gcm__bucket *b = gcm__bucket_intern(pcs_cxx + skip, depth_cxx - skip, GCM_PROF_MALLOC, NULL);
+    gcm__bucket *b = cxx_site_bucket();
     gcm__prof_rec r = {b, {1, 64, 1, 64}};
     gcm__prof_snap one = {&r, 1, 1, 42};
     profile P;
     write_and_decode(&one, false, &P);
     const dfn *leaf = fn(&P, loc(&P, P.samples[0].locs[0])->lines[0].fn);
-    assert_string_equal(S(&P, leaf->name), "pp::Cache::put");
-    assert_string_equal(S(&P, leaf->sys), PP_CXX_SYMBOL);
+    assert_string_equal(S(&P, leaf->name), CXX_SITE_NAME);
+    assert_string_equal(S(&P, leaf->sys), CXX_SITE_SYMBOL);
     /* C names are the same in both. */
     const dfn *caller = fn(&P, loc(&P, P.samples[0].locs[1])->lines[0].fn);
     assert_string_equal(S(&P, caller->name), "test_cxx_names");

@@ -20,6 +20,7 @@
 #include "gcmalloc.h"
 #include "internal.h"
 #include "env_option.h"
+#include "cxx_site.h"
 
 static uintptr_t pa[GCM_PROF_MAX_DEPTH], pb[GCM_PROF_MAX_DEPTH];
 static int na, nb;
@@ -45,17 +46,6 @@ __attribute__((noinline)) void rep_site_a(void)
 __attribute__((noinline)) void rep_site_b(void)
 {
     nb = gcm__stack_capture(pb, GCM_PROF_MAX_DEPTH, NULL);
-    __asm__ volatile("" ::: "memory");
-}
-
-/* A C++ member function, as its symbol names it. */
-#define REP_CXX_SYMBOL "_ZN3rep5Cache3putEiRKSt6vectorIiSaIiEE"
-static uintptr_t pcx[GCM_PROF_MAX_DEPTH];
-static int nx;
-void rep_site_cxx(void) __asm__(REP_CXX_SYMBOL);
-__attribute__((noinline)) void rep_site_cxx(void)
-{
-    nx = gcm__stack_capture(pcx, GCM_PROF_MAX_DEPTH, NULL);
     __asm__ volatile("" ::: "memory");
 }
 
@@ -183,28 +173,20 @@ static void test_errors_and_empty(void **state)
 }
 
 /* A C++ function reads as in the profile and in pprof's report
- * (rep::Cache::put), not by its symbol. */
+ * (pp::Cache::put), not by its symbol. */
 static void test_cxx_name(void **state)
 {
     (void)state;
     set_env_option("GCMALLOC_PROFILE_SYMBOLS", "functions", false);
-    rep_site_cxx();
-    int skip = 0;
-    gcm__sym_frame f[4];
-    while (skip < nx &&
-           !(gcm__sym_resolve(GCM_SYM_FUNCTIONS, pcx[skip] - 1, f, 4) == 1 &&
-             strcmp(f[0].function, REP_CXX_SYMBOL) == 0))
-        skip++;
-    assert_true(skip < nx);
-    gcm__bucket *b = gcm__bucket_intern(pcx + skip, nx - skip, GCM_PROF_MALLOC, NULL);
+    gcm__bucket *b = cxx_site_bucket();
     gcm__prof_rec r = {b, {1, 4096, 1, 4096}};
     gcm__prof_snap one = {&r, 1, 1, 0};
     char *t = report(&one, 10);
     char flat[32], cum[32];
     int rank;
-    assert_true(row(t, 1, "rep::Cache::put", flat, cum, &rank));
+    assert_true(row(t, 1, CXX_SITE_NAME, flat, cum, &rank));
     assert_string_equal(flat, "4kB");
-    assert_null(strstr(t, REP_CXX_SYMBOL));
+    assert_null(strstr(t, CXX_SITE_SYMBOL));
     free(t);
     set_env_option("GCMALLOC_PROFILE_SYMBOLS", NULL, false);
 }
