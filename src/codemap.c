@@ -67,6 +67,36 @@ void gcm__code_range(const void *sym, uintptr_t *lo, uintptr_t *hi)
     *hi = f.hi;
 }
 
+struct named {
+    uintptr_t addr;
+    const char *name;
+};
+
+static int find_name(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct named *f = arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t s = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && f->addr >= s && f->addr < s + ph->p_memsz) {
+            f->name = info->dlpi_name;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The path the loader knows the object by ("" for the executable), valid
+ * while it stays loaded; NULL when no loaded object holds addr (generated
+ * code).  One walk of the program headers: callers cache the answer. */
+const char *gcm__object_name(const void *addr)
+{
+    struct named f = {(uintptr_t)addr, NULL};
+    dl_iterate_phdr(find_name, &f);
+    return f.name;
+}
+
 void *gcm__next_symbol(void **slot, const char *name)
 {
     void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);

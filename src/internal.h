@@ -568,6 +568,9 @@ GCM_HIDDEN void gcm__thread_exit_value(void *value);
  * `sym` (both 0 when it cannot be found).  Looked up once; compared per
  * call without the loader's lock. */
 GCM_HIDDEN void gcm__code_range(const void *sym, uintptr_t *lo, uintptr_t *hi);
+/* The path of the loaded object that contains addr ("" for the executable,
+ * NULL for none); walks the loader's list, so callers cache it. */
+GCM_HIDDEN const char *gcm__object_name(const void *addr);
 /* The definition of `name` after ours (dlsym RTLD_NEXT), cached in *slot. */
 GCM_HIDDEN void *gcm__next_symbol(void **slot, const char *name);
 

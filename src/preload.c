@@ -37,7 +37,9 @@
  * any allocation made directly by libc or ld.so is therefore uncollectable
  * (still scanned, freed only by free); the caller is told apart by the
  * return address.  In leakcheck mode only ld.so's are (libc's are tracked
- * like the program's: a leak report may name them, nothing is lost).
+ * like the program's: a leak report may name them, nothing is lost).  The
+ * JVM's are uncollectable (and untracked) in both: it keeps pointers in
+ * the code it generates (see caller_hides).
  *
  * Nothing here may recurse into itself: the collector, mimalloc, the
  * profiler and the option parser never call malloc.
@@ -159,11 +161,56 @@ static inline bool plain(void)
 
 /* --- the collected modes ---------------------------------------------------------- */
 
+/* Objects that keep pointers to their malloc'd memory where no
+ * conservative collector can find them, so that their allocations must
+ * never be collected (nor, in leakcheck, reported): HotSpot (libjvm.so)
+ * writes the addresses of its inline-cache holders (CompiledICHolder) into
+ * the machine code it generates, as the 8-byte immediate of a mov at any
+ * byte offset, while bdwgc scans at pointer alignment.  In gc mode a JVM
+ * serving HTTP had them reclaimed and reused within seconds and crashed
+ * freeing a class pointer (2 runs out of 6).
+ *
+ * The JVM is loaded with dlopen long after start-up, so the caller's
+ * object is found on demand and the answer cached by code page: one load
+ * and compare per allocation, a walk of the loader's list the first time a
+ * page allocates (or when two pages share a slot).  Generated code (no
+ * object) is cached as collectable like any page.  A page that was
+ * unloaded and mapped again by another object keeps its old answer; a
+ * stale "never collect" is only memory kept. */
+enum { CALLER_SLOTS = 1024 };
+static uintptr_t caller_pages[CALLER_SLOTS]; /* page << 1 | hides; 0 = empty */
+
+static bool hides_pointers(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    return strcmp(base != NULL ? base + 1 : path, "libjvm.so") == 0;
+}
+
+static GCM_NOINLINE bool caller_hides_slow(const void *caller, uintptr_t *slot)
+{
+    const char *path = gcm__object_name(caller);
+    bool hides = path != NULL && hides_pointers(path);
+    __atomic_store_n(slot, (uintptr_t)caller >> 12 << 1 | hides, __ATOMIC_RELAXED);
+    return hides;
+}
+
+static inline bool caller_hides(const void *caller)
+{
+    uintptr_t page = (uintptr_t)caller >> 12;
+    uintptr_t *slot = &caller_pages[(page ^ page >> 10) % CALLER_SLOTS];
+    uintptr_t v = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    if (GCM_LIKELY(v >> 1 == page))
+        return v & 1;
+    return caller_hides_slow(caller, slot);
+}
+
 static unsigned gc_flags(const void *caller)
 {
     if (in(&ld_code, caller))
         return GCM_GCA_UNCOLLECTABLE;
     if (mode == MODE_GC && in(&libc_code, caller))
+        return GCM_GCA_UNCOLLECTABLE;
+    if (caller_hides(caller))
         return GCM_GCA_UNCOLLECTABLE;
     return 0;
 }

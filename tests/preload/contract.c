@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,6 +241,33 @@ static void private_file_mapping(void)
     munmap(m, MAPPED);
 }
 
+/* Memory whose only pointers the collector cannot see, allocated by a
+ * library named libjvm.so (fake_jvm.c: HotSpot keeps such pointers in the
+ * code it generates): the collected modes must never reclaim it. */
+void fake_jvm_hold(int i, size_t n);
+bool fake_jvm_intact(int i, size_t n);
+void fake_jvm_release(int i);
+
+static void hidden_by_libjvm(void)
+{
+    enum { SLOTS = 64, BLOCK = 4096 };
+    for (int i = 0; i < SLOTS; i++)
+        fake_jvm_hold(i, BLOCK);
+    /* Enough churn for several collections, reusing what they free. */
+    for (int r = 0; r < 20000; r++) {
+        char *x = malloc(BLOCK);
+        memset(x, 0x5a, BLOCK);
+        if (r % 2)
+            free(x);
+    }
+    int intact = 1;
+    for (int i = 0; i < SLOTS; i++)
+        intact &= fake_jvm_intact(i, BLOCK);
+    CHECK(intact);
+    for (int i = 0; i < SLOTS; i++)
+        fake_jvm_release(i);
+}
+
 int main(void)
 {
     /* Before anything else: the program's first malloc starts the preload
@@ -266,6 +294,7 @@ int main(void)
     CHECK(first_kept);
     errno_kept();
     private_file_mapping();
+    hidden_by_libjvm();
     if (failed)
         return 1;
     printf("ok\n");
