@@ -718,6 +718,7 @@ void gcm__gc_init(void)
     GC_set_abort_func(abort_proc);
     gcm__signals_choose(); /* GCMALLOC_GC_SIGNALS, before GC_init */
     GC_init();
+    gcm__thread_main_tls_root();
     /* From here on the program's signal masks leave bdwgc's stop-the-world
      * signals deliverable (signals.c): its handlers are installed now. */
     gcm__signals_init();

@@ -559,6 +559,9 @@ GCM_HIDDEN void gcm__thread_on_exit(void (*fn)(gcm__tls *t));
  * Returns 0 or an errno value. */
 GCM_HIDDEN int gcm__thread_spawn(pthread_t *th, void *(*fn)(void *), void *arg);
 GCM_HIDDEN void gcm__thread_init(void);
+/* Makes the calling thread's static TLS a root when it is the main thread
+ * (other threads' TLS is scanned with their stacks).  Once, after GC_init. */
+GCM_HIDDEN void gcm__thread_main_tls_root(void);
 /* thread_join.c: keeps a collected object that a thread returns (or passes
  * to pthread_exit) alive until the thread is joined or detached.  Called by
  * the trampoline with the start routine's value. */

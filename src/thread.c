@@ -36,8 +36,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define GC_THREADS
 #define GC_NO_THREAD_REDIRECTS /* we interpose pthread_create ourselves */
@@ -260,6 +263,69 @@ struct start {
     bool internal;
 };
 
+/* --- static TLS ---------------------------------------------------------------- */
+
+/* Pointers kept only in __thread variables (haproxy keeps its per-thread
+ * buffers and pool caches so) must be seen by the collector, or it reclaims
+ * what they point to while the thread still uses it.  On x86-64, glibc
+ * lays out each thread's static TLS block (the __thread variables of the
+ * program and of every library loaded at start-up) just below the thread
+ * descriptor, which the thread pointer addresses, and, for a thread it
+ * creates, the stack just below that block.  So a new thread's stack is
+ * registered up to its thread pointer, TLS included, and the main thread's
+ * block, which the loader allocated elsewhere, is a root of its own.  (A
+ * library dlopen'ed later gets its TLS from the loader's malloc, which is
+ * scanned and never collected.) */
+#if defined(__x86_64__) && defined(__GLIBC__)
+#define TLS_BELOW_TP 1
+#else
+#define TLS_BELOW_TP 0
+#endif
+
+/* No static TLS block is this large; anything further is not one. */
+#define TLS_MAX_SPAN ((uintptr_t)64 << 20)
+
+/* The cold end of a new thread's stack for the collector: its thread
+ * pointer when that lies just above `frame`, so its TLS is scanned too. */
+static char *stack_cold_end(char *frame)
+{
+#if TLS_BELOW_TP
+    char *tp = (char *)pthread_self();
+    if (tp > frame && (uintptr_t)(tp - frame) <= TLS_MAX_SPAN)
+        return tp;
+#endif
+    return frame;
+}
+
+#if TLS_BELOW_TP
+struct tls_span {
+    uintptr_t tp, lo;
+};
+
+static int lowest_tls(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct tls_span *s = arg;
+    uintptr_t b = (uintptr_t)info->dlpi_tls_data;
+    if (info->dlpi_tls_modid != 0 && b != 0 && b < s->tp && s->tp - b <= TLS_MAX_SPAN &&
+        b < s->lo)
+        s->lo = b;
+    return 0;
+}
+#endif
+
+void gcm__thread_main_tls_root(void)
+{
+#if TLS_BELOW_TP
+    if (getpid() != (pid_t)syscall(SYS_gettid))
+        return; /* another thread's TLS is in its stack, scanned with it */
+    struct tls_span s = {(uintptr_t)pthread_self(), (uintptr_t)pthread_self()};
+    dl_iterate_phdr(lowest_tls, &s);
+    if (s.lo < s.tp)
+        GC_add_roots((void *)s.lo, (void *)s.tp);
+#endif
+}
+
 /* Its frame stays under the start routine's (the routine's value is kept
  * for pthread_join after it returns); stack captures leave it out
  * (prof_stack.c). */
@@ -275,7 +341,8 @@ static void *trampoline(void *p)
          * return address above it).  Everything the start routine does, and
          * `s` itself, lives below. */
         struct GC_stack_base sb = {
-            .mem_base = (char *)__builtin_frame_address(0) + 2 * sizeof(void *),
+            .mem_base = stack_cold_end((char *)__builtin_frame_address(0) +
+                                       2 * sizeof(void *)),
         };
         int rc = GC_register_my_thread(&sb);
         t->flags |= GCM_T_GC_REGISTERED;

@@ -241,6 +241,51 @@ static void private_file_mapping(void)
     munmap(m, MAPPED);
 }
 
+/* Blocks whose only pointers are __thread variables, the main thread's and
+ * another's (haproxy keeps its per-thread buffers so): the collected modes
+ * must scan static TLS, or the blocks are reclaimed and reused. */
+static __thread char *tls_block;
+enum { TLS_BLOCK = 4096 };
+
+static __attribute__((noinline)) void tls_fill(char c)
+{
+    tls_block = malloc(TLS_BLOCK);
+    memset(tls_block, c, TLS_BLOCK);
+}
+
+static __attribute__((noinline)) int tls_intact(char c)
+{
+    for (int r = 0; r < 20000; r++) {
+        char *x = malloc(TLS_BLOCK);
+        memset(x, 0x5a, TLS_BLOCK);
+        if (r % 2)
+            free(x);
+    }
+    int intact = 1;
+    for (int j = 0; j < TLS_BLOCK; j++)
+        intact &= tls_block[j] == c;
+    free(tls_block);
+    return intact;
+}
+
+static void *tls_thread(void *arg)
+{
+    (void)arg;
+    tls_fill('T');
+    return (void *)(intptr_t)tls_intact('T');
+}
+
+static void thread_local_pointers(void)
+{
+    tls_fill('M');
+    pthread_t th;
+    void *r = NULL;
+    CHECK(pthread_create(&th, NULL, tls_thread, NULL) == 0);
+    CHECK(pthread_join(th, &r) == 0);
+    CHECK(r != NULL);
+    CHECK(tls_intact('M'));
+}
+
 /* Memory whose only pointers the collector cannot see, allocated by a
  * library named libjvm.so (fake_jvm.c: HotSpot keeps such pointers in the
  * code it generates): the collected modes must never reclaim it. */
@@ -295,6 +340,7 @@ int main(void)
     errno_kept();
     private_file_mapping();
     hidden_by_libjvm();
+    thread_local_pointers();
     if (failed)
         return 1;
     printf("ok\n");
