@@ -78,6 +78,7 @@ typedef enum gcm__opt_id {
     GCM_OPT_ARENA_POISON,
     GCM_OPT_MODE,
     GCM_OPT_LEAKS,
+    GCM_OPT_UNTRACKED_LIBS,
     GCM_OPT_POOLSTATS,
     GCM_OPT_PPROF_ADDR,
     GCM_OPT_PPROF_ALLOW_REMOTE,
@@ -93,8 +94,18 @@ typedef enum gcm__opt_type {
     GCM_OT_PATH,     /* a file path                                   */
     GCM_OT_OUTPUT,   /* 0/off = none, 1/on/stderr = stderr, else path */
     GCM_OT_ADDR,     /* host:port to listen on; stored as the port      */
-    GCM_OT_SIGNALS   /* two distinct signals; GCM_SIGNALS_PACK(a, b)    */
+    GCM_OT_SIGNALS,  /* two distinct signals; GCM_SIGNALS_PACK(a, b)    */
+    GCM_OT_NAMES     /* comma-separated file names; text kept, value
+                        GCM_OUTPUT_PATH                                 */
 } gcm__opt_type;
+
+/* A GCM_OT_NAMES option holds at most this many names of at most
+ * GCM_NAME_MAX - 1 bytes each. */
+#define GCM_NAMES_MAX 8
+#define GCM_NAME_MAX 64
+/* The i-th name of a GCM_OT_NAMES value (its text), copied into out;
+ * false past the last one. */
+GCM_HIDDEN bool gcm__opt_name_at(const char *text, int i, char out[GCM_NAME_MAX]);
 
 typedef enum gcm__opt_source {
     GCM_SRC_DEFAULT,
@@ -117,7 +128,7 @@ enum { GCM_OUTPUT_NONE = 0, GCM_OUTPUT_STDERR = 1, GCM_OUTPUT_PATH = 2 };
 GCM_HIDDEN void gcm__options_init(void);
 GCM_HIDDEN int64_t gcm__opt_int(gcm__opt_id id);
 GCM_HIDDEN bool gcm__opt_bool(gcm__opt_id id);
-/* Text of a PATH/OUTPUT/ADDR option ("" when unset); stable storage. */
+/* Text of a PATH/OUTPUT/ADDR/NAMES option ("" when unset); stable storage. */
 GCM_HIDDEN const char *gcm__opt_str(gcm__opt_id id);
 GCM_HIDDEN gcm__opt_source gcm__opt_source_of(gcm__opt_id id);
 /* Sets a value from the API (source "api"); returns the previous value. */

@@ -158,6 +158,14 @@ static const gcm__opt_def table[GCM_OPT__COUNT] = {
         .doc = "leakcheck mode: write the leaks found, by allocation site, as "
                "a pprof profile to this path at exit (%p = pid)",
     },
+    [GCM_OPT_UNTRACKED_LIBS] = {
+        .name = "GCMALLOC_UNTRACKED_LIBS", .type = GCM_OT_NAMES, .def = "libjvm.so",
+        .off_word = "none",
+        .doc = "gc and leakcheck modes: shared objects (file names, comma-"
+               "separated) whose allocations are never collected nor reported: "
+               "they keep pointers where no collector looks (HotSpot's libjvm.so "
+               "writes them into generated code)",
+    },
     [GCM_OPT_POOLSTATS] = {
         .name = "GCMALLOC_POOLSTATS", .type = GCM_OT_BOOL, .def = "0",
         .doc = "print each pool's statistics (gets, hit rate and where hits "
@@ -215,6 +223,7 @@ const char *gcm__opt_type_name(const gcm__opt_def *d)
     case GCM_OT_OUTPUT: return "output";
     case GCM_OT_ADDR: return "addr";
     case GCM_OT_SIGNALS: return "signals";
+    case GCM_OT_NAMES: return "names";
     }
     return "?";
 }
@@ -639,6 +648,62 @@ static int parse_bool(const char *s, int64_t *out, const char **why)
     return -1;
 }
 
+/* The i-th comma-separated name of text, blanks around it trimmed, into
+ * out; false past the last one or when it does not fit. */
+bool gcm__opt_name_at(const char *text, int i, char out[GCM_NAME_MAX])
+{
+    const char *p = text;
+    for (int k = 0; k < i && p != NULL; k++) {
+        p = strchr(p, ',');
+        if (p != NULL)
+            p++;
+    }
+    if (p == NULL)
+        return false;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    const char *end = strchr(p, ',');
+    size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    if (n >= GCM_NAME_MAX)
+        return false;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return true;
+}
+
+/* A list of file names as GCM_OT_NAMES takes it: 1 to GCM_NAMES_MAX names,
+ * none empty, none with a '/' (a file name is matched, not a path: the
+ * same library loads from different directories), each shorter than
+ * GCM_NAME_MAX. */
+static int parse_names(const char *buf, const char **why)
+{
+    int count = 1;
+    for (const char *c = buf; *c != '\0'; c++)
+        count += *c == ',';
+    if (count > GCM_NAMES_MAX) {
+        *why = "more than 8 names";
+        return -1;
+    }
+    for (int i = 0; i < count; i++) {
+        char name[GCM_NAME_MAX];
+        if (!gcm__opt_name_at(buf, i, name)) {
+            *why = "a name of 64 bytes or more";
+            return -1;
+        }
+        if (name[0] == '\0') {
+            *why = "an empty name";
+            return -1;
+        }
+        if (strchr(name, '/') != NULL) {
+            *why = "a path, not a file name";
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int gcm__opt_parse(const gcm__opt_def *d, const char *text, int64_t *out,
                    const char **why)
 {
@@ -681,6 +746,11 @@ int gcm__opt_parse(const gcm__opt_def *d, const char *text, int64_t *out,
         *why = "not one of the allowed words";
         return -1;
     case GCM_OT_PATH:
+        *out = GCM_OUTPUT_PATH;
+        return 0;
+    case GCM_OT_NAMES:
+        if (parse_names(buf, why) != 0)
+            return -1;
         *out = GCM_OUTPUT_PATH;
         return 0;
     case GCM_OT_OUTPUT:
@@ -750,6 +820,9 @@ static void describe_expected(const gcm__opt_def *d, char *buf, size_t cap)
         n = gcm__fmt(buf, cap, "host:port (127.0.0.1:6060, :6060, "
                                "[::1]:6060, localhost:0)");
         break;
+    case GCM_OT_NAMES:
+        n = gcm__fmt(buf, cap, "file names separated by commas (libjvm.so,libfoo.so.1)");
+        break;
     case GCM_OT_SIGNALS:
         n = gcm__fmt(buf, cap, "two different signals separated by a comma, each "
                                "SIGRTMIN+n, SIGRTMAX-n, SIGUSR1, SIGUSR2, SIGPWR, "
@@ -766,7 +839,7 @@ static void store(size_t i, int64_t v, const char *text, uint8_t src)
 {
     const gcm__opt_def *d = &table[i];
     if (d->type == GCM_OT_PATH || d->type == GCM_OT_OUTPUT ||
-        d->type == GCM_OT_ADDR) {
+        d->type == GCM_OT_ADDR || d->type == GCM_OT_NAMES) {
         char *s = strings[i];
         bool has_text = d->type == GCM_OT_ADDR ? v != GCM_OPT_OFF
                                                : v == GCM_OUTPUT_PATH;
@@ -928,6 +1001,7 @@ static void format_value(size_t i, char *buf, size_t cap)
             gcm__fmt(buf, cap, "%s", vals[i].s);
         return;
     case GCM_OT_ADDR: /* "off" is handled above */
+    case GCM_OT_NAMES:
         gcm__fmt(buf, cap, "%s", vals[i].s);
         return;
     case GCM_OT_SIGNALS: {

@@ -81,6 +81,7 @@ static inline bool in(const struct range *r, const void *pc)
 
 static void preload_memstats(struct gcm_memstats *ms);
 static void fast_init(void);
+static void read_untracked(void);
 
 /* fork(): the preload library's own tables, innermost after the
  * profiler's (a profiler lock may be held while it unmaps memory, which
@@ -127,6 +128,7 @@ static GCM_NOINLINE void boot(void)
     if (mode == MODE_FAST) {
         fast_init();
     } else {
+        read_untracked();
         gcm__maps_init();
         gcm__tsd_init();
         if (mode == MODE_LEAKCHECK)
@@ -163,7 +165,8 @@ static inline bool plain(void)
 
 /* Objects that keep pointers to their malloc'd memory where no
  * conservative collector can find them, so that their allocations must
- * never be collected (nor, in leakcheck, reported): HotSpot (libjvm.so)
+ * never be collected (nor, in leakcheck, reported), named by
+ * GCMALLOC_UNTRACKED_LIBS.  Its default is the one measured: HotSpot (libjvm.so)
  * writes the addresses of its inline-cache holders (CompiledICHolder) into
  * the machine code it generates, as the 8-byte immediate of a mov at any
  * byte offset, while bdwgc scans at pointer alignment.  In gc mode a JVM
@@ -180,10 +183,27 @@ static inline bool plain(void)
 enum { CALLER_SLOTS = 1024 };
 static uintptr_t caller_pages[CALLER_SLOTS]; /* page << 1 | hides; 0 = empty */
 
+/* GCMALLOC_UNTRACKED_LIBS (libjvm.so by default), read at start-up. */
+static char untracked[GCM_NAMES_MAX][GCM_NAME_MAX];
+static int nuntracked;
+
+static void read_untracked(void)
+{
+    const char *text = gcm__opt_str(GCM_OPT_UNTRACKED_LIBS);
+    nuntracked = 0;
+    while (nuntracked < GCM_NAMES_MAX && text[0] != '\0' &&
+           gcm__opt_name_at(text, nuntracked, untracked[nuntracked]))
+        nuntracked++;
+}
+
 static bool hides_pointers(const char *path)
 {
     const char *base = strrchr(path, '/');
-    return strcmp(base != NULL ? base + 1 : path, "libjvm.so") == 0;
+    base = base != NULL ? base + 1 : path;
+    for (int i = 0; i < nuntracked; i++)
+        if (strcmp(base, untracked[i]) == 0)
+            return true;
+    return false;
 }
 
 static GCM_NOINLINE bool caller_hides_slow(const void *caller, uintptr_t *slot)
@@ -196,6 +216,8 @@ static GCM_NOINLINE bool caller_hides_slow(const void *caller, uintptr_t *slot)
 
 static inline bool caller_hides(const void *caller)
 {
+    if (nuntracked == 0)
+        return false;
     uintptr_t page = (uintptr_t)caller >> 12;
     uintptr_t *slot = &caller_pages[(page ^ page >> 10) % CALLER_SLOTS];
     uintptr_t v = __atomic_load_n(slot, __ATOMIC_RELAXED);

@@ -44,6 +44,8 @@ static const gcm__opt_def d_path = {.name = "T_PATH", .type = GCM_OT_PATH, .def 
 static const gcm__opt_def d_out = {.name = "T_OUT", .type = GCM_OT_OUTPUT, .def = "0"};
 static const gcm__opt_def d_sigs = {.name = "T_SIGS", .type = GCM_OT_SIGNALS,
                                     .def = "SIGRTMIN+6,SIGRTMIN+5"};
+static const gcm__opt_def d_names = {.name = "T_NAMES", .type = GCM_OT_NAMES,
+                                     .def = "libjvm.so", .off_word = "none"};
 static const gcm__opt_def d_addr = {.name = "T_ADDR", .type = GCM_OT_ADDR, .def = "off",
                                     .min = 0, .max = 65535, .off_word = "off"};
 
@@ -324,6 +326,39 @@ static void test_signals(void **state)
     assert_string_equal(name, "SIGXCPU");
 }
 
+static void test_names(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"libjvm.so", " libjvm.so , libfoo.so.1 ",
+                                       "a,b,c,d,e,f,g,h"};
+    for (size_t i = 0; i < GCM_ARRAY_LEN(good); i++)
+        assert_int_equal(ok(&d_names, good[i]), GCM_OUTPUT_PATH);
+    assert_true(ok(&d_names, "none") == GCM_OPT_OFF);
+    struct {
+        const char *text, *why;
+    } junk[] = {
+        {"/usr/lib/jvm/lib/server/libjvm.so", "a path"},
+        {"libjvm.so,,libfoo.so", "an empty name"},
+        {"libjvm.so,", "an empty name"},
+        {"a,b,c,d,e,f,g,h,i", "more than 8"},
+        {"libaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.so",
+         "64 bytes or more"},
+        {"", "empty"},
+    };
+    for (size_t i = 0; i < GCM_ARRAY_LEN(junk); i++) {
+        const char *why = bad(&d_names, junk[i].text);
+        if (strstr(why, junk[i].why) == NULL)
+            fail_msg("\"%s\": \"%s\", expected \"%s\"", junk[i].text, why, junk[i].why);
+    }
+    /* The names as the preload library reads them back. */
+    char name[GCM_NAME_MAX];
+    assert_true(gcm__opt_name_at(" libjvm.so , libfoo.so.1 ", 1, name));
+    assert_string_equal(name, "libfoo.so.1");
+    assert_true(gcm__opt_name_at(" libjvm.so , libfoo.so.1 ", 0, name));
+    assert_string_equal(name, "libjvm.so");
+    assert_false(gcm__opt_name_at(" libjvm.so , libfoo.so.1 ", 2, name));
+}
+
 static void test_table_defaults_parse(void **state)
 {
     (void)state;
@@ -552,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_enum_path_output),
         cmocka_unit_test(test_addr),
         cmocka_unit_test(test_signals),
+        cmocka_unit_test(test_names),
         cmocka_unit_test(test_table_defaults_parse),
         cmocka_unit_test(test_docs_match_table),
         cmocka_unit_test(test_env_good_and_bad),

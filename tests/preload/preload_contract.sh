@@ -3,7 +3,8 @@
 # Also: the collected modes refuse a program's handler for the collector's
 # signals with one clear line, leave every other signal (SIGXCPU, SIGPWR)
 # to the program, and fast mode leaves signals alone; xz, which catches
-# SIGXCPU, round-trips a file in the collected modes.
+# SIGXCPU, round-trips a file in the collected modes.  And
+# GCMALLOC_UNTRACKED_LIBS takes a list, and refuses a path with one line.
 # Usage: preload_contract.sh PRELOAD_SO CONTRACT_BIN SIGBLOCK_BIN
 set -euo pipefail
 lib=$1 bin=$2 sigblock=$3
@@ -20,6 +21,18 @@ for mode in fast leakcheck gc; do
         LD_PRELOAD="$lib" GCMALLOC_MODE=gc GCMALLOC_GOGC=1 "$bin" > /dev/null
     fi
 done
+# GCMALLOC_UNTRACKED_LIBS: a list that names the stand-in libjvm.so among
+# others still keeps its memory; a path instead of a file name is refused
+# with one line naming the variable, and the default (libjvm.so) is used.
+LD_PRELOAD="$lib" GCMALLOC_MODE=gc GCMALLOC_GOGC=1 \
+    GCMALLOC_UNTRACKED_LIBS="libfoo.so.1, libjvm.so" "$bin" > /dev/null || {
+    echo "FAIL: GCMALLOC_UNTRACKED_LIBS with two names"; exit 1; }
+out=$(LD_PRELOAD="$lib" GCMALLOC_MODE=gc GCMALLOC_GOGC=1 \
+    GCMALLOC_UNTRACKED_LIBS=/usr/lib/libjvm.so "$bin" 2>&1) || {
+    echo "FAIL: a bad GCMALLOC_UNTRACKED_LIBS: $out"; exit 1; }
+[[ $(grep -c 'GCMALLOC_UNTRACKED_LIBS' <<<"$out") == 1 ]] &&
+    grep -q 'GCMALLOC_UNTRACKED_LIBS.*/usr/lib/libjvm.so.*libjvm.so' <<<"$out" || {
+    echo "FAIL: a bad GCMALLOC_UNTRACKED_LIBS should be one line: $out"; exit 1; }
 # Signals: SIGXCPU and SIGPWR are the program's in every mode (the collector
 # uses SIGRTMIN+6 and SIGRTMIN+5); a handler for one of the collector's own
 # is refused in the collected modes with one line, and installed in fast.
