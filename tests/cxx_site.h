@@ -24,8 +24,9 @@ __attribute__((noinline)) void cxx_site(void)
 }
 
 /* The caller's stack through cxx_site, cut at it (the capture's own
- * frames left out), as a malloc bucket. */
-static inline gcm__bucket *cxx_site_bucket(void)
+ * frames left out), as a malloc bucket.  Inlined even at -O0, so that the
+ * frame above cxx_site is the test's own. */
+static inline __attribute__((always_inline)) gcm__bucket *cxx_site_bucket(void)
 {
     cxx_site();
     int skip = 0;
