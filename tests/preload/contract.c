@@ -201,6 +201,19 @@ static void errno_kept(void)
     }
 }
 
+/* Enough allocation for several collections, half of it freed and so
+ * reused: what a collector that lost a pointer would hand out again,
+ * filled with 0x5a. */
+static void churn(size_t block)
+{
+    for (int r = 0; r < 20000; r++) {
+        char *x = malloc(block);
+        memset(x, 0x5a, block);
+        if (r % 2)
+            free(x);
+    }
+}
+
 /* The only pointers to blocks kept in a private, writable file mapping
  * (the JVM keeps pointers to malloc'd memory in its class-data archive,
  * mapped so): gc mode must scan it, or the blocks are reclaimed and
@@ -224,13 +237,7 @@ static void private_file_mapping(void)
         m[i * 64] = malloc(BLOCK);
         memset(m[i * 64], 'A' + i % 26, BLOCK);
     }
-    /* Enough churn for several collections, reusing what they free. */
-    for (int r = 0; r < 20000; r++) {
-        char *x = malloc(BLOCK);
-        memset(x, 0x5a, BLOCK);
-        if (r % 2)
-            free(x);
-    }
+    churn(BLOCK);
     int intact = 1;
     for (int i = 0; i < SLOTS; i++)
         for (int j = 0; j < BLOCK; j++)
@@ -255,12 +262,7 @@ static void shared_mapping_untouched(void)
     CHECK(m != MAP_FAILED);
     if (m == MAP_FAILED)
         return;
-    for (int r = 0; r < 20000; r++) {
-        char *x = malloc(BLOCK);
-        memset(x, 0x5a, BLOCK);
-        if (r % 2)
-            free(x);
-    }
+    churn(BLOCK);
     long page = sysconf(_SC_PAGESIZE);
     size_t pages = SHARED / (size_t)page, resident = 0;
     unsigned char *vec = malloc(pages);
@@ -289,12 +291,7 @@ static __attribute__((noinline)) void tls_fill(char c)
 
 static __attribute__((noinline)) int tls_intact(char c)
 {
-    for (int r = 0; r < 20000; r++) {
-        char *x = malloc(TLS_BLOCK);
-        memset(x, 0x5a, TLS_BLOCK);
-        if (r % 2)
-            free(x);
-    }
+    churn(TLS_BLOCK);
     int intact = 1;
     for (int j = 0; j < TLS_BLOCK; j++)
         intact &= tls_block[j] == c;
@@ -332,13 +329,7 @@ static void hidden_by_libjvm(void)
     enum { SLOTS = 64, BLOCK = 4096 };
     for (int i = 0; i < SLOTS; i++)
         fake_jvm_hold(i, BLOCK);
-    /* Enough churn for several collections, reusing what they free. */
-    for (int r = 0; r < 20000; r++) {
-        char *x = malloc(BLOCK);
-        memset(x, 0x5a, BLOCK);
-        if (r % 2)
-            free(x);
-    }
+    churn(BLOCK);
     int intact = 1;
     for (int i = 0; i < SLOTS; i++)
         intact &= fake_jvm_intact(i, BLOCK);
