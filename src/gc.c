@@ -1196,7 +1196,8 @@ void *gcm__gc_alloc(size_t n, size_t align, size_t head, unsigned flags,
     gcm__tls *t = &gcm__tls_self;
     if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
         thread_setup(t);
-    size_t extra = head + (align > 16 ? align - 1 : 0) + (flags & GCM_GCA_GROW ? n / 4 : 0);
+    size_t extra = head + (align > 16 ? align - 1 : 0) +
+                   (flags & GCM_GCA_GROW ? gcm__realloc_room(n) : 0);
     if (GCM_UNLIKELY(n > (size_t)PTRDIFF_MAX - extra)) {
         errno = ENOMEM;
         return NULL;
@@ -1288,10 +1289,11 @@ void *gcm__gc_realloc_any(void *p, size_t n, const void *caller)
          * realloc).  malloc's realloc promises nothing past n; what a shrink
          * in place leaves there stays until the object is freed or moves,
          * keeping at worst what it points to alive that long. */
-        if (n <= old && n >= old / 2)
+        if (gcm__realloc_in_place(n, old))
             return p;
-        if (n > old && n - old < old / 4 && n <= (size_t)PTRDIFF_MAX - n / 4)
-            cap = n + n / 4;
+        if (gcm__realloc_small_step(n, old) &&
+            n <= (size_t)PTRDIFF_MAX - gcm__realloc_room(n))
+            cap = n + gcm__realloc_room(n);
         return resize(p, n, cap, GCM_PROF_MALLOC | GCM_PROF_COLLECTED, false, caller);
     }
     /* An over-aligned object (p inside it): a fresh one of the same kind.

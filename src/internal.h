@@ -339,11 +339,26 @@ enum {
     GCM_GCA_ATOMIC = 1,        /* holds no pointers: never scanned        */
     GCM_GCA_UNCOLLECTABLE = 2, /* scanned but never collected: freed only
                                   explicitly (the C library's own objects) */
-    GCM_GCA_GROW = 4,          /* for a realloc that grows: a quarter more
-                                  room than n, so that the next small steps
-                                  grow in place (tcmalloc's realloc does the
-                                  same); the profile still records n       */
+    GCM_GCA_GROW = 4,          /* for a realloc that grows in a small step:
+                                  gcm__realloc_room(n) more than n; the
+                                  profile still records n                  */
 };
+/* realloc's two rules, for mimalloc's blocks and the collector's alike.
+ * A resize stays where it is when the block has room for n and would not
+ * be left more than half empty (mimalloc's rule and bdwgc's).  An object
+ * that must move to grow by less than a quarter of its old size gets
+ * gcm__realloc_room(n) more, so that a buffer grown in small steps moves
+ * O(log n) times rather than at every step (tcmalloc's realloc does the
+ * same). */
+static inline bool gcm__realloc_in_place(size_t n, size_t room)
+{
+    return n <= room && n >= room / 2;
+}
+static inline bool gcm__realloc_small_step(size_t n, size_t old)
+{
+    return n > old && n - old < old / 4;
+}
+static inline size_t gcm__realloc_room(size_t n) { return n / 4; }
 GCM_HIDDEN void *gcm__gc_alloc(size_t n, size_t align, size_t head,
                                unsigned flags, const void *caller,
                                void **base_out);

@@ -291,7 +291,7 @@ static void *gc_realloc(void *p, size_t n, const void *caller)
          * up to 16 bytes, or to 4 KiB above 2 KiB) and would not be more
          * than half empty: only the size the program asked for changes. */
         size_t room = gcm__gc_usable(p), have = gcm__lc_size(p);
-        if (n <= room && n >= room / 2) {
+        if (gcm__realloc_in_place(n, room)) {
             if (n < have) /* what the program dropped must not keep objects alive */
                 memset((char *)p + n, 0, have - n);
             gcm__lc_resize(p, n);
@@ -302,7 +302,8 @@ static void *gc_realloc(void *p, size_t n, const void *caller)
          * (GCM_GCA_GROW): a buffer grown by realloc in small steps is then
          * copied O(log n) times, not at every step (it was copied whole at
          * every call, 120x glibc's time growing buffers to 1 MiB). */
-        void *q = gc_alloc_flags(n, 16, caller, n > have && n - have < have / 4 ? GCM_GCA_GROW : 0);
+        void *q = gc_alloc_flags(n, 16, caller,
+                                 gcm__realloc_small_step(n, have) ? GCM_GCA_GROW : 0);
         if (q == NULL)
             return NULL;
         memcpy(q, p, have < n ? have : n);
@@ -518,9 +519,8 @@ static void free_slow_inner(void *p)
  * mimalloc's) growing buffers to 1 MiB at the default rate. */
 static inline bool mi_in_place(void *p, size_t n, size_t *usable)
 {
-    size_t u = mi_usable_size(p);
-    *usable = u;
-    return n <= u && n >= u / 2;
+    *usable = mi_usable_size(p);
+    return gcm__realloc_in_place(n, *usable);
 }
 
 /* realloc of a sampled block (or with the budget crossed): a new block
