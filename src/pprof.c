@@ -340,6 +340,20 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
+/* n bytes the builder keeps until it is freed (a string it made), or NULL
+ * when memory is short. */
+static char *owned_alloc(builder *B, size_t n)
+{
+    char *p = gcm__prof_alloc(n);
+    if (p == NULL ||
+        !gcm__prof_grow((void **)&B->owned, &B->capowned, B->nowned + 1, sizeof *B->owned)) {
+        gcm__prof_dealloc(p);
+        return NULL;
+    }
+    B->owned[B->nowned++] = p;
+    return p;
+}
+
 /* s, or, when it is not well-formed UTF-8, a copy with each byte that is
  * not part of a well-formed sequence replaced by U+FFFD.  string_table
  * is `repeated string`: protoc, protobufjs and other strict proto3
@@ -358,12 +372,9 @@ static const char *valid_utf8(builder *B, const char *s)
     }
     if (bad == 0)
         return s;
-    char *copy = gcm__prof_alloc(n + 2 * bad + 1);
-    if (copy == NULL ||
-        !gcm__prof_grow((void **)&B->owned, &B->capowned, B->nowned + 1, sizeof *B->owned)) {
-        gcm__prof_dealloc(copy);
+    char *copy = owned_alloc(B, n + 2 * bad + 1);
+    if (copy == NULL)
         return NULL;
-    }
     size_t w = 0;
     for (size_t i = 0; i < n;) {
         size_t k = utf8_seq(u + i, n - i);
@@ -378,7 +389,6 @@ static const char *valid_utf8(builder *B, const char *s)
         }
     }
     copy[w] = '\0';
-    B->owned[B->nowned++] = copy;
     return copy;
 }
 
@@ -424,15 +434,12 @@ static int64_t display_name_id(builder *B, const char *name, int64_t sys)
     size_t n = gcm__demangle(name, tmp, sizeof tmp);
     if (n == 0 || B->oom)
         return sys;
-    char *copy = gcm__prof_alloc(n + 1);
-    if (copy == NULL ||
-        !gcm__prof_grow((void **)&B->owned, &B->capowned, B->nowned + 1, sizeof *B->owned)) {
-        gcm__prof_dealloc(copy);
+    char *copy = owned_alloc(B, n + 1);
+    if (copy == NULL) {
         B->oom = true;
         return 0;
     }
     memcpy(copy, tmp, n + 1);
-    B->owned[B->nowned++] = copy;
     return str_id(B, copy);
 }
 
