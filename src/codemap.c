@@ -20,6 +20,8 @@
 #include <dlfcn.h>
 #include <link.h>
 
+#include <unistd.h>
+
 #include "internal.h"
 
 struct find {
@@ -95,6 +97,13 @@ const char *gcm__object_name(const void *addr)
     struct named f = {(uintptr_t)addr, NULL};
     dl_iterate_phdr(find_name, &f);
     return f.name;
+}
+
+void gcm__exe_path(char *buf, size_t cap)
+{
+    ssize_t n = cap > 1 ? readlink("/proc/self/exe", buf, cap - 1) : -1;
+    if (cap > 0)
+        buf[n > 0 ? n : 0] = '\0';
 }
 
 void *gcm__next_symbol(void **slot, const char *name)

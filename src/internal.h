@@ -600,6 +600,9 @@ GCM_HIDDEN void gcm__code_range(const void *sym, uintptr_t *lo, uintptr_t *hi);
 /* The path of the loaded object that contains addr ("" for the executable,
  * NULL for none); walks the loader's list, so callers cache it. */
 GCM_HIDDEN const char *gcm__object_name(const void *addr);
+/* The main executable's path as /proc/self/exe names it ("" when it
+ * cannot be read); the loader's name for it is "". */
+GCM_HIDDEN void gcm__exe_path(char *buf, size_t cap);
 /* The definition of `name` after ours (dlsym RTLD_NEXT), cached in *slot. */
 GCM_HIDDEN void *gcm__next_symbol(void **slot, const char *name);
 

@@ -349,8 +349,7 @@ static int on_object(struct dl_phdr_info *info, size_t size, void *arg)
     char path[512];
     path[0] = '\0';
     if (main_exe) {
-        ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
-        path[n > 0 ? n : 0] = '\0';
+        gcm__exe_path(path, sizeof path);
     } else if (info->dlpi_name != NULL) {
         size_t n = strnlen(info->dlpi_name, sizeof path - 1);
         memcpy(path, info->dlpi_name, n);

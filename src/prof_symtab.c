@@ -423,8 +423,7 @@ static void load_object(object *o, const find_ctx *c)
         char exe[512];
         const char *path = c->path;
         if (c->main_exe) {
-            ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-            exe[n > 0 ? n : 0] = '\0';
+            gcm__exe_path(exe, sizeof exe);
             path = exe;
         }
         done = path[0] != '\0' && load_by_debuglink(o, path, &link);
