@@ -19,7 +19,6 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <link.h>
-
 #include <unistd.h>
 
 #include "internal.h"
