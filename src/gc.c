@@ -1116,7 +1116,8 @@ struct gcm__fcache {
     uint64_t cycle;               /* G.cycles when the lists were started */
 };
 
-static int kind_normal = -1;     /* bdwgc's kind number of GC_MALLOC's */
+static int kind_normal = -1;     /* bdwgc's kind number of GC_MALLOC's (any
+                                    thread may set it first: atomic) */
 
 static void fcache_drop(gcm__tls *t)
 {
@@ -1129,11 +1130,11 @@ static struct gcm__fcache *fcache_of(gcm__tls *t)
 {
     if (GCM_LIKELY(t->gc_fcache != NULL))
         return t->gc_fcache;
-    if (kind_normal < 0) {
+    if (GCM_LOAD(&kind_normal) < 0) {
         void *probe = GC_MALLOC(16);
         if (probe == NULL)
             return NULL;
-        kind_normal = GC_get_kind_and_size(probe, NULL);
+        GCM_STORE(&kind_normal, GC_get_kind_and_size(probe, NULL));
         GC_free(probe);
     }
     t->gc_fcache = GC_malloc_uncollectable(sizeof(struct gcm__fcache));
@@ -1168,7 +1169,7 @@ static inline bool fcache_put(gcm__tls *t, void *base, size_t fp, int kind)
     if (fp > FC_MAX)
         return false;
     struct gcm__fcache *fc = fcache_of(t);
-    if (fc == NULL || kind != kind_normal)
+    if (fc == NULL || kind != GCM_LOAD(&kind_normal))
         return false; /* uncollectable (the C library's) or pointer-free */
     uint64_t cycle = GCM_LOAD(&G.cycles);
     if (GCM_UNLIKELY(fc->cycle != cycle)) {
@@ -1191,7 +1192,7 @@ static inline bool fcache_put(gcm__tls *t, void *base, size_t fp, int kind)
 }
 
 void *gcm__gc_alloc(size_t n, size_t align, size_t head, unsigned flags,
-                    const void *caller, void **base_out)
+                    const void *caller, gcm__gc_obj *obj)
 {
     gcm__tls *t = &gcm__tls_self;
     if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
@@ -1204,6 +1205,13 @@ void *gcm__gc_alloc(size_t n, size_t align, size_t head, unsigned flags,
     }
     void *base = NULL;
     size_t fp = 0;
+    /* fp is the block's true size when it came from the cache (its list
+     * is its size) or from GC_size, not when from the footprint table:
+     * bdwgc may round a size differently on its thread-local and global
+     * paths (the first allocations of a size per thread take the global
+     * one), and the table keeps the first answer.  Good enough to count,
+     * not to file a block under at free. */
+    bool exact = true;
     if (flags == 0 && align <= 16)
         base = fcache_take(t, n + extra, &fp);
     if (base == NULL) {
@@ -1217,14 +1225,17 @@ void *gcm__gc_alloc(size_t n, size_t align, size_t head, unsigned flags,
             errno = ENOMEM;
             return NULL;
         }
-        fp = flags == 0 && align <= 16 ? footprint(n + extra, base) : GC_size(base);
+        exact = !(flags == 0 && align <= 16);
+        fp = exact ? GC_size(base) : footprint(n + extra, base);
     }
     count_alloc(t, fp);
     uintptr_t a = (uintptr_t)base + head;
     if (align > 16)
         a = (a + align - 1) & ~(uintptr_t)(align - 1);
-    if (base_out != NULL)
-        *base_out = base;
+    if (obj != NULL) {
+        obj->base = base;
+        obj->fp = exact ? fp : 0;
+    }
     /* The malloc kind records the bytes the program asked for, in every
      * mode, so profiles and leak reports agree with its own arithmetic. */
     if (gcm__prof_tick(t, n))
@@ -1246,23 +1257,43 @@ size_t gcm__gc_usable(const void *p)
     return GC_size(base) - (size_t)((const char *)p - (const char *)base);
 }
 
+/* The end of every free: the profile, the counts, and the block to this
+ * thread's cache or back to bdwgc.  kind and fp as bdwgc has them. */
+static inline void free_object(void *p, void *base, size_t fp, int kind)
+{
+    gcm__tls *t = &gcm__tls_self;
+    if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
+        thread_setup(t);
+    gcm__prof_free(p); /* before the address can be reused */
+    count_free(t, fp);
+    if (!fcache_put(t, base, fp, kind))
+        GC_FREE(base);
+}
+
 void gcm__gc_free_any(void *p)
 {
     void *base = GC_base(p);
     if (base == NULL)
         return;
-    gcm__tls *t = &gcm__tls_self;
-    if (GCM_UNLIKELY(!(t->flags & GCM_T_GC_REGISTERED)))
-        thread_setup(t);
-    gcm__prof_free(p); /* before the address can be reused */
     /* One look-up of the block's header for both its size and its kind
      * (GC_size and a second call for the kind were a quarter of a
      * free-heavy program's time in leakcheck mode). */
     size_t fp = 0;
     int kind = GC_get_kind_and_size(base, &fp);
-    count_free(t, fp);
-    if (!fcache_put(t, base, fp, kind))
-        GC_FREE(base);
+    free_object(p, base, fp, kind);
+}
+
+/* Each of GC_base and GC_get_kind_and_size reads bdwgc's header for the
+ * block, which lives apart from the block and misses the cache in a
+ * free-heavy program (a third of leakcheck's time in a cfrac-like churn).
+ * A caller that kept what gcm__gc_alloc told it needs neither. */
+void gcm__gc_free_obj(void *p, const gcm__gc_obj *obj)
+{
+    int kind = GCM_LOAD(&kind_normal);
+    size_t fp = obj->fp;
+    if (GCM_UNLIKELY(fp == 0 || kind < 0))
+        kind = GC_get_kind_and_size(obj->base, &fp);
+    free_object(p, obj->base, fp, kind);
 }
 
 /* realloc for objects from gcm__gc_alloc: in place through bdwgc when p is

@@ -359,13 +359,23 @@ static inline bool gcm__realloc_small_step(size_t n, size_t old)
     return n > old && n - old < old / 4;
 }
 static inline size_t gcm__realloc_room(size_t n) { return n / 4; }
+/* The collector's object behind an allocation, for a caller that keeps it
+ * in a header of its own (leakcheck) to free it without asking bdwgc. */
+typedef struct gcm__gc_obj {
+    void *base; /* the object's start                                 */
+    size_t fp;  /* its size as bdwgc rounds it; 0 when not known      */
+} gcm__gc_obj;
 GCM_HIDDEN void *gcm__gc_alloc(size_t n, size_t align, size_t head,
                                unsigned flags, const void *caller,
-                               void **base_out);
+                               gcm__gc_obj *obj);
 
 GCM_HIDDEN bool gcm__gc_owns(const void *p);
 GCM_HIDDEN size_t gcm__gc_usable(const void *p);
 GCM_HIDDEN void gcm__gc_free_any(void *p);
+/* Frees p, of the object obj (from gcm__gc_alloc with flags 0 or
+ * GCM_GCA_GROW: collectable and scanned), with no look-up of bdwgc's
+ * headers when obj->fp is known. */
+GCM_HIDDEN void gcm__gc_free_obj(void *p, const gcm__gc_obj *obj);
 GCM_HIDDEN void *gcm__gc_realloc_any(void *p, size_t n, const void *caller);
 /* When set before start-up, the collector is initialized on first use
  * instead (the preload library's fast mode never needs it). */
@@ -1054,12 +1064,16 @@ GCM_HIDDEN void gcm__tsd_init(void);
  * a GCM_LC_HEADER-byte header in front of the pointer malloc returns. */
 #define GCM_LC_HEADER 16
 GCM_HIDDEN void gcm__lc_init(void);
-/* Fills p's header (base: the collected object's start) and, if tracked,
- * enters it in the tracking array. */
-GCM_HIDDEN void gcm__lc_track(void *p, void *base, size_t size, bool tracked);
-/* Takes p out of the array: 1 if it was tracked (the program's: the
- * collector reclaims it later), 0 if not (free it now).  size: as asked. */
-GCM_HIDDEN int gcm__lc_release(void *p, size_t *size);
+/* Fills p's header (obj: the collected object, from gcm__gc_alloc) and,
+ * if tracked, enters it in the tracking array. */
+GCM_HIDDEN void gcm__lc_track(void *p, const gcm__gc_obj *obj, size_t size,
+                              bool tracked);
+/* Takes p out of the array.  RELEASED: p was tracked (the program's) and
+ * obj says what to free; UNTRACKED: p was never tracked (free it as any
+ * collected object); INVALID: p's header names no slot holding p, so p was
+ * freed already or never came from malloc (free must leave it alone). */
+typedef enum { GCM_LC_RELEASED, GCM_LC_UNTRACKED, GCM_LC_INVALID } gcm__lc_state;
+GCM_HIDDEN gcm__lc_state gcm__lc_release(void *p, gcm__gc_obj *obj);
 GCM_HIDDEN void *gcm__lc_base(void *p);
 GCM_HIDDEN size_t gcm__lc_size(void *p);
 /* realloc in place: p's size as asked becomes n. */

@@ -242,10 +242,10 @@ static void *gc_alloc_flags(size_t n, size_t align, const void *caller, unsigned
     unsigned flags = gc_flags(caller) | more;
     if (mode != MODE_LEAKCHECK)
         return gcm__gc_alloc(n, align, 0, flags, caller, NULL);
-    void *base;
-    void *p = gcm__gc_alloc(n, align, GCM_LC_HEADER, flags, caller, &base);
+    gcm__gc_obj obj;
+    void *p = gcm__gc_alloc(n, align, GCM_LC_HEADER, flags, caller, &obj);
     if (p != NULL)
-        gcm__lc_track(p, base, n, !(flags & GCM_GCA_UNCOLLECTABLE));
+        gcm__lc_track(p, &obj, n, !(flags & GCM_GCA_UNCOLLECTABLE));
     return p;
 }
 
@@ -254,14 +254,42 @@ static void *gc_alloc(size_t n, size_t align, const void *caller)
     return gc_alloc_flags(n, align, caller, 0);
 }
 
-static void gc_free(void *p)
+/* leakcheck: a free the tracking proves wrong (a second free of a block,
+ * or a pointer malloc never returned).  glibc aborts on the double frees it
+ * notices; leakcheck is a mode for finding such bugs, so it says what and
+ * where, and leaves the block alone: freeing it again would hand it out
+ * twice. */
+#define BAD_FREE_REPORTS 20
+static void bad_free(void *p, const void *caller)
+{
+    static unsigned reported;
+    unsigned k = __atomic_fetch_add(&reported, 1, __ATOMIC_RELAXED);
+    if (k < BAD_FREE_REPORTS)
+        gcm__diag_misuse(caller,
+                         "free(%p): not a block from malloc, or freed already; "
+                         "left alone%s",
+                         p, k + 1 == BAD_FREE_REPORTS ? " (further ones are not reported)" : "");
+}
+
+static void gc_free(void *p, const void *caller)
 {
     if (!gcm__gc_owns(p)) {
         mi_free(p); /* from start-up, served by mimalloc */
         return;
     }
-    if (mode == MODE_LEAKCHECK)
-        gcm__lc_release(p, NULL);
+    if (mode == MODE_LEAKCHECK) {
+        gcm__gc_obj obj;
+        switch (gcm__lc_release(p, &obj)) {
+        case GCM_LC_RELEASED:
+            gcm__gc_free_obj(p, &obj);
+            return;
+        case GCM_LC_INVALID:
+            bad_free(p, caller);
+            return;
+        case GCM_LC_UNTRACKED:
+            break;
+        }
+    }
     gcm__gc_free_any(p);
 }
 
@@ -307,7 +335,7 @@ static void *gc_realloc(void *p, size_t n, const void *caller)
         if (q == NULL)
             return NULL;
         memcpy(q, p, have < n ? have : n);
-        gc_free(p);
+        gc_free(p, caller);
         return q;
     }
     return gcm__gc_realloc_any(p, n, caller);
@@ -489,7 +517,7 @@ static void *alloc_slow_inner(size_t n, size_t align, bool zero, const void *cal
     return gc_alloc(n, align > 16 ? align : 16, caller);
 }
 
-static void free_slow_inner(void *p)
+static void free_slow_inner(void *p, const void *caller)
 {
     if (p == NULL)
         return;
@@ -507,7 +535,7 @@ static void free_slow_inner(void *p)
     if (mode == MODE_FAST) /* started by this very call */
         fast_free_slow(p);
     else
-        gc_free(p);
+        gc_free(p, caller);
 }
 
 /* True when mi_realloc(p, n) keeps p where it is (its rule: n within the
@@ -591,10 +619,10 @@ static GCM_NOINLINE void *alloc_slow(size_t n, size_t align, bool zero, const vo
     return p;
 }
 
-static GCM_NOINLINE void free_slow(void *p)
+static GCM_NOINLINE void free_slow(void *p, const void *caller)
 {
     int saved = errno;
-    free_slow_inner(p);
+    free_slow_inner(p, caller);
     errno = saved;
 }
 
@@ -621,7 +649,7 @@ API void *malloc(size_t n)
 API void free(void *p)
 {
     if (GCM_UNLIKELY(maybe_sampled(p)))
-        return free_slow(p);
+        return free_slow(p, GCM_PROF_CALLER());
     mi_free(p); /* NULL included */
 }
 

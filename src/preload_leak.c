@@ -47,13 +47,25 @@
 
 #include "internal.h"
 
-/* The header in front of every leakcheck object. */
+/* The header in front of every leakcheck object.  Besides the tracking
+ * slot and the size, it keeps what free needs to hand the object back
+ * (where the collector's object starts, and its size as bdwgc rounds it)
+ * so that free need not read bdwgc's own header for the block, which
+ * lives apart from it and misses the cache.  free trusts these only once
+ * the slot they name holds p: the header is the program's neighbour, and
+ * a pointer freed twice or never allocated must not be believed. */
 typedef struct header {
     uint32_t slot;     /* index in the tracking array; UNTRACKED if none */
     uint32_t base_off; /* bytes from the object's base to the user block */
-    uint64_t size;     /* bytes the program asked for                    */
+    uint64_t size_fp;  /* bytes asked for << FP_BITS | footprint / 16   */
 } header;
 _Static_assert(sizeof(header) == GCM_LC_HEADER, "header size");
+
+/* The footprint in 16-byte granules, 0 when it does not fit (free asks
+ * bdwgc then).  Sizes need the other 56 bits: no object reaches 2^56 bytes
+ * in a 57-bit address space. */
+#define FP_BITS 8
+#define FP_MAX ((((uint64_t)1 << FP_BITS) - 1) * 16)
 
 #define UNTRACKED UINT32_MAX
 #define REPORTED ((uintptr_t)1)
@@ -162,37 +174,59 @@ static void thread_gone(gcm__tls *t)
 
 static inline header *hdr(void *p) { return (header *)((char *)p - sizeof(header)); }
 
-void gcm__lc_track(void *p, void *base, size_t size, bool tracked)
+void gcm__lc_track(void *p, const gcm__gc_obj *obj, size_t size, bool tracked)
 {
     header *h = hdr(p);
-    h->base_off = (uint32_t)((char *)p - (char *)base);
-    h->size = size;
+    h->base_off = (uint32_t)((char *)p - (char *)obj->base);
+    uint64_t fp = obj->fp % 16 == 0 && obj->fp <= FP_MAX ? obj->fp / 16 : 0;
+    h->size_fp = (uint64_t)size << FP_BITS | fp;
     h->slot = tracked ? take_slot() : UNTRACKED;
     if (h->slot != UNTRACKED)
         __atomic_store_n(slot_at(h->slot), (uintptr_t)p, __ATOMIC_RELEASE);
 }
 
-int gcm__lc_release(void *p, size_t *size)
+/* p's slot, if its header names one that holds p. */
+static uintptr_t *own_slot(void *p, uint32_t i)
 {
+    if (i >= __atomic_load_n(&hiwater, __ATOMIC_ACQUIRE))
+        return NULL;
+    uintptr_t *c = __atomic_load_n(&chunks[i >> CHUNK_BITS], __ATOMIC_ACQUIRE);
+    if (c == NULL)
+        return NULL;
+    uintptr_t *s = &c[i & (CHUNK_SLOTS - 1)];
+    return (__atomic_load_n(s, __ATOMIC_ACQUIRE) & ~REPORTED) == (uintptr_t)p ? s : NULL;
+}
+
+gcm__lc_state gcm__lc_release(void *p, gcm__gc_obj *obj)
+{
+    if ((uintptr_t)p % 16 != 0) /* leakcheck's objects are 16-aligned at least */
+        return GCM_LC_INVALID;
     header *h = hdr(p);
-    if (size != NULL)
-        *size = (size_t)h->size;
     uint32_t i = h->slot;
     if (i == UNTRACKED)
-        return 0;
-    h->slot = UNTRACKED; /* a second free of p is not a second release */
-    __atomic_store_n(slot_at(i), 0, __ATOMIC_RELEASE);
+        return GCM_LC_UNTRACKED;
+    uintptr_t *s = own_slot(p, i);
+    if (s == NULL)
+        return GCM_LC_INVALID;
+    h->slot = UNTRACKED; /* a second free of p finds no slot */
+    __atomic_store_n(s, 0, __ATOMIC_RELEASE);
     give_slot(i);
-    return 1;
+    obj->base = gcm__lc_base(p);
+    obj->fp = (size_t)(h->size_fp & ((1u << FP_BITS) - 1)) * 16;
+    return GCM_LC_RELEASED;
 }
 
 void *gcm__lc_base(void *p) { return (char *)p - hdr(p)->base_off; }
 
-size_t gcm__lc_size(void *p) { return (size_t)hdr(p)->size; }
+size_t gcm__lc_size(void *p) { return (size_t)(hdr(p)->size_fp >> FP_BITS); }
 
 /* The program owns p (it is resizing it), so no collection reports it
- * meanwhile: a plain store. */
-void gcm__lc_resize(void *p, size_t n) { hdr(p)->size = n; }
+ * meanwhile: a plain store.  The block stays the same. */
+void gcm__lc_resize(void *p, size_t n)
+{
+    header *h = hdr(p);
+    h->size_fp = (uint64_t)n << FP_BITS | (h->size_fp & ((1u << FP_BITS) - 1));
+}
 
 /* --- at each collection -------------------------------------------------------- */
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The malloc family's contract under the preload library, in every mode.
-# Also: the collected modes refuse a program's handler for the collector's
+# leakcheck refuses a free its tracking proves wrong.  Also: the collected
+# modes refuse a program's handler for the collector's
 # signals with one clear line, leave every other signal (SIGXCPU, SIGPWR)
 # to the program, and fast mode leaves signals alone; xz, which catches
 # SIGXCPU, round-trips a file in the collected modes.  And
@@ -21,6 +22,12 @@ for mode in fast leakcheck gc; do
         LD_PRELOAD="$lib" GCMALLOC_MODE=gc GCMALLOC_GOGC=1 "$bin" > /dev/null
     fi
 done
+# leakcheck refuses a second free and a free inside a block, one line each
+# naming free and the caller, and hands no block out twice afterwards.
+out=$(LD_PRELOAD="$lib" GCMALLOC_MODE=leakcheck "$bin" bad-frees 2>&1) || {
+    echo "FAIL: bad frees in leakcheck mode: $out"; exit 1; }
+[[ $(grep -c '^gcmalloc: misuse: free(0x[0-9a-f]*): not a block from malloc, or freed already; left alone (at .*contract' <<<"$out") == 2 ]] &&
+    grep -q '^ok$' <<<"$out" || { echo "FAIL: bad frees in leakcheck mode should be two lines: $out"; exit 1; }
 # GCMALLOC_UNTRACKED_LIBS: a list that names the stand-in libjvm.so among
 # others still keeps its memory; a path instead of a file name is refused
 # with one line naming the variable, and the default (libjvm.so) is used.
