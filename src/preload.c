@@ -612,26 +612,26 @@ static void *realloc_slow_inner(void *p, size_t n, const void *caller)
  * free never changes errno (POSIX.1-2024; glibc since 2.33). */
 static GCM_NOINLINE void *alloc_slow(size_t n, size_t align, bool zero, const void *caller)
 {
-    int saved = errno;
+    int *err = &errno, saved = *err; /* one call to find errno, not two */
     void *p = alloc_slow_inner(n, align, zero, caller);
     if (p != NULL)
-        errno = saved;
+        *err = saved;
     return p;
 }
 
 static GCM_NOINLINE void free_slow(void *p, const void *caller)
 {
-    int saved = errno;
+    int *err = &errno, saved = *err;
     free_slow_inner(p, caller);
-    errno = saved;
+    *err = saved;
 }
 
 static GCM_NOINLINE void *realloc_slow(void *p, size_t n, const void *caller)
 {
-    int saved = errno;
+    int *err = &errno, saved = *err;
     void *q = realloc_slow_inner(p, n, caller);
     if (q != NULL)
-        errno = saved;
+        *err = saved;
     return q;
 }
 
