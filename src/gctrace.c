@@ -12,6 +12,16 @@
  * Times in ms use Go's fmtNSAsMS rules; MB figures are truncated (>> 20), as
  * Go prints them.  The line is written with one write(2), from a GC cycle
  * hook, outside the collector's lock.
+ *
+ * fork() without exec (nginx workers, PostgreSQL backends): the child
+ * inherits the descriptor.  When the path names the pid (%p) the child
+ * would otherwise write into its parent's file, where its lines cannot be
+ * told from the parent's (its cycle count continues the parent's), so the
+ * fork's child handler closes the inherited descriptor and the child's
+ * first line opens its own file.  Lazily: a child that execs, or never
+ * collects, leaves no empty file behind.  Without %p the child keeps
+ * appending to the same file, as the O_APPEND descriptor does for any
+ * number of processes.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,7 +30,14 @@
 
 #include "internal.h"
 
+/* Written only under the cycle lock the hook runs under, or before the
+ * hook is registered: at start-up, on a child's first line, and in a
+ * fork's child handler (init.c calls it while it still holds that lock,
+ * and the forking thread is then the only thread).  -1 once the hook is
+ * registered: a forked child whose file is not open yet. */
 static int trace_fd = -1;
+static bool trace_owned;       /* trace_fd is a file opened here        */
+static char trace_path[4096];  /* as given (%p unexpanded); "stderr" */
 
 /* Go's itoaDiv: val / 10^dec with exactly dec decimals. */
 static size_t itoa_div(char *buf, size_t cap, uint64_t val, int dec)
@@ -93,6 +110,30 @@ size_t gcm__gctrace_format(const gcm__cycle *c, char *buf, size_t cap)
                     c->forced ? " (forced)" : "");
 }
 
+/* The descriptor lines go to, opened first if it is not (%p expanded
+ * with the calling process's pid); stderr if the path cannot be opened.
+ * Never allocates: it runs inside a collection's hooks. */
+static int open_trace(void)
+{
+    int fd = __atomic_load_n(&trace_fd, __ATOMIC_ACQUIRE);
+    if (fd >= 0)
+        return fd;
+    char path[sizeof trace_path];
+    gcm__expand_path(trace_path, path, sizeof path);
+    /* "stdout" and "stderr" name the process's own descriptors: not ours
+     * to close. */
+    bool named_std = strcmp(path, "stdout") == 0 || strcmp(path, "stderr") == 0;
+    fd = gcm__open_output(path, true);
+    trace_owned = fd >= 0 && !named_std;
+    if (fd < 0) {
+        gcm__diag("GCMALLOC_GCTRACE=\"%s\": cannot open (%s); using stderr",
+                  path, gcm__strerror(errno));
+        fd = 2;
+    }
+    __atomic_store_n(&trace_fd, fd, __ATOMIC_RELEASE);
+    return fd;
+}
+
 static void print_line(const gcm__cycle *c, void *arg)
 {
     (void)arg;
@@ -100,7 +141,16 @@ static void print_line(const gcm__cycle *c, void *arg)
     size_t n = gcm__gctrace_format(c, line, sizeof line);
     if (n >= sizeof line)
         n = sizeof line - 1;
-    (void)gcm__write_all(trace_fd, line, n);
+    (void)gcm__write_all(open_trace(), line, n);
+}
+
+void gcm__gctrace_fork(int phase)
+{
+    if (phase != GCM_FORK_CHILD || strstr(trace_path, "%p") == NULL)
+        return;
+    int inherited = __atomic_exchange_n(&trace_fd, -1, __ATOMIC_ACQ_REL);
+    if (inherited >= 0 && trace_owned)
+        close(inherited);
 }
 
 void gcm__gctrace_init(void)
@@ -108,17 +158,11 @@ void gcm__gctrace_init(void)
     int64_t mode = gcm__opt_int(GCM_OPT_GCTRACE);
     if (mode == GCM_OUTPUT_NONE)
         return;
-    if (mode == GCM_OUTPUT_STDERR) {
-        trace_fd = 2;
-    } else {
-        char path[4096];
-        gcm__expand_path(gcm__opt_str(GCM_OPT_GCTRACE), path, sizeof path);
-        trace_fd = gcm__open_output(path, true);
-        if (trace_fd < 0) {
-            gcm__diag("GCMALLOC_GCTRACE=\"%s\": cannot open (%s); using stderr",
-                      path, gcm__strerror(errno));
-            trace_fd = 2;
-        }
-    }
+    const char *given = mode == GCM_OUTPUT_STDERR ? "stderr"
+                                                  : gcm__opt_str(GCM_OPT_GCTRACE);
+    gcm__fmt(trace_path, sizeof trace_path, "%s", given);
+    /* The process's own file now, so that a bad path is reported at
+     * start-up rather than at the first collection. */
+    (void)open_trace();
     gcm__gc_on_cycle(print_line, NULL);
 }

@@ -30,6 +30,9 @@ static GCM_TLS bool initializing_here;
  *                     inside it, so it goes first; prof_stack.c's gate)
  *   profile dumps     (a dump snapshots the profiler's tables)
  *   the cycle lock    (a collection runs inside it)
+ *   gctrace's output  (no lock: its lines are written under the cycle
+ *                     lock, so the child switches to its own file, when
+ *                     the path has %p, while that lock is still held)
  *   the pools' rotation lock (the rotation is a cycle hook, and calls
  *                     drop_fn and the backends, which may take the rest)
  *   buffers' class-pool creation, then the large-buffer sets
@@ -55,6 +58,7 @@ static void fork_each(int phase)
         gcm__stack_fork(phase);
         gcm__prof_dump_fork(phase);
         gcm__gc_fork_outer(phase);
+        gcm__gctrace_fork(phase);
         gcm__pool_fork_outer(phase);
         gcm__buf_fork(phase);
         gcm__pool_fork_inner(phase);
@@ -80,6 +84,7 @@ static void fork_each(int phase)
         gcm__pool_fork_inner(phase);
         gcm__buf_fork(phase);
         gcm__pool_fork_outer(phase);
+        gcm__gctrace_fork(phase);
         gcm__gc_fork_outer(phase);
         gcm__prof_dump_fork(phase);
         gcm__stack_fork(phase);

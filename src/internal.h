@@ -1293,6 +1293,10 @@ enum { GCM_FORK_PREPARE, GCM_FORK_PARENT, GCM_FORK_CHILD };
 GCM_HIDDEN void gcm__fork_mutex(pthread_mutex_t *mu, int phase);
 GCM_HIDDEN void gcm__gc_fork_outer(int phase);  /* the cycle lock        */
 GCM_HIDDEN void gcm__gc_fork_inner(int phase);  /* bdwgc's own           */
+/* No lock of its own (its descriptor is used under the cycle lock): on
+ * CHILD, when GCMALLOC_GCTRACE's path has %p, opens the child's own file
+ * and closes the inherited one. */
+GCM_HIDDEN void gcm__gctrace_fork(int phase);
 GCM_HIDDEN void gcm__chunk_fork(int phase);
 GCM_HIDDEN void gcm__pool_fork_outer(int phase); /* the rotation's lock */
 GCM_HIDDEN void gcm__pool_fork_inner(int phase); /* registry and locals */
