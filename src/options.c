@@ -72,7 +72,7 @@ static const gcm__opt_def table[GCM_OPT__COUNT] = {
     [GCM_OPT_GCTRACE] = {
         .name = "GCMALLOC_GCTRACE", .type = GCM_OT_OUTPUT, .def = "0",
         .doc = "one line per collection in Go's gctrace format: 1 = stderr, "
-               "or a file path",
+               "or a file path (%p = pid; a forked child writes its own)",
     },
     [GCM_OPT_MARKERS] = {
         .name = "GCMALLOC_MARKERS", .type = GCM_OT_INT, .def = "0",
