@@ -20,6 +20,7 @@
 
 #include "gcmalloc.h"
 #include "internal.h"
+#include "tmp_dir.h"
 
 static void ms_is(uint64_t ns, const char *want)
 {
@@ -235,21 +236,6 @@ static int read_forced(const char *path, uint64_t *n, int cap)
     return forced;
 }
 
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        if (e->d_name[0] == '.')
-            continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 /* With %p a forked child traces to its own file, named with its pid, and
  * nothing of it reaches the parent's.  A child's cycle numbers continue
  * its parent's (it inherits the count), so the parent's file must count
@@ -274,7 +260,7 @@ static void test_fork_child_own_file(void **state)
     for (int i = 1; i < nc; i++)
         assert_true(cn[i] > cn[i - 1]);
     assert_true(cn[0] > pn[BEFORE_FORK - 1]); /* the child's own cycles */
-    remove_dir(dir);
+    remove_tmp_dir(dir);
 }
 
 /* Without %p the child appends to the same file, as before: one file,
@@ -292,7 +278,7 @@ static void test_fork_child_same_file(void **state)
     assert_int_equal(read_forced(path, n, 16), BEFORE_FORK + IN_CHILD + AFTER_FORK);
     snprintf(path, sizeof path, "%s/gc.%d.log", dir, (int)child);
     assert_int_equal(access(path, F_OK), -1);
-    remove_dir(dir);
+    remove_tmp_dir(dir);
 }
 
 int main(void)

@@ -28,6 +28,7 @@
 
 #include "gcmalloc.h"
 #include "internal.h"
+#include "tmp_dir.h"
 
 static char dir[64];
 
@@ -256,18 +257,7 @@ static void test_write_path(void **state)
 static int cleanup(void **state)
 {
     (void)state;
-    DIR *d = opendir(dir);
-    if (d != NULL) {
-        for (struct dirent *e; (e = readdir(d)) != NULL;) {
-            if (e->d_name[0] == '.')
-                continue;
-            char p[512];
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
+    remove_tmp_dir(dir);
     return 0;
 }
 
