@@ -1211,8 +1211,8 @@ void *gcm__gc_alloc(size_t n, size_t align, size_t head, unsigned flags,
      * paths (the first allocations of a size per thread take the global
      * one), and the table keeps the first answer.  Good enough to count,
      * not to file a block under at free. */
-    bool exact = true;
-    if (flags == 0 && align <= 16)
+    bool cacheable = flags == 0 && align <= 16, exact = true;
+    if (cacheable)
         base = fcache_take(t, n + extra, &fp);
     if (base == NULL) {
         if (flags & GCM_GCA_UNCOLLECTABLE)
@@ -1225,7 +1225,7 @@ void *gcm__gc_alloc(size_t n, size_t align, size_t head, unsigned flags,
             errno = ENOMEM;
             return NULL;
         }
-        exact = !(flags == 0 && align <= 16);
+        exact = !cacheable;
         fp = exact ? GC_size(base) : footprint(n + extra, base);
     }
     count_alloc(t, fp);
