@@ -92,15 +92,19 @@ static void fork_each(int phase)
     }
 }
 
-void gcm__fork_mutex(pthread_mutex_t *mu, int phase)
+void gcm__fork_mutexes(pthread_mutex_t *const *mus, int n, int phase)
 {
-    if (phase == GCM_FORK_PREPARE)
-        pthread_mutex_lock(mu);
-    else if (phase == GCM_FORK_PARENT)
-        pthread_mutex_unlock(mu);
-    else
-        pthread_mutex_init(mu, NULL);
+    for (int i = 0; i < n; i++) {
+        if (phase == GCM_FORK_PREPARE)
+            pthread_mutex_lock(mus[i]);
+        else if (phase == GCM_FORK_PARENT)
+            pthread_mutex_unlock(mus[n - 1 - i]);
+        else
+            pthread_mutex_init(mus[i], NULL);
+    }
 }
+
+void gcm__fork_mutex(pthread_mutex_t *mu, int phase) { gcm__fork_mutexes(&mu, 1, phase); }
 
 static void fork_prepare(void) { fork_each(GCM_FORK_PREPARE); }
 static void fork_parent(void) { fork_each(GCM_FORK_PARENT); }

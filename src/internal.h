@@ -1291,11 +1291,14 @@ enum { GCM_FORK_PREPARE, GCM_FORK_PARENT, GCM_FORK_CHILD };
  * lock on PREPARE, unlock on PARENT, made anew on CHILD (a mutex the
  * forking thread locked is not safe to unlock in the child). */
 GCM_HIDDEN void gcm__fork_mutex(pthread_mutex_t *mu, int phase);
+/* The same for a module with several: locked in the order given (the
+ * order the module takes them in), unlocked in the reverse. */
+GCM_HIDDEN void gcm__fork_mutexes(pthread_mutex_t *const *mus, int n, int phase);
 GCM_HIDDEN void gcm__gc_fork_outer(int phase);  /* the cycle lock        */
 GCM_HIDDEN void gcm__gc_fork_inner(int phase);  /* bdwgc's own           */
 /* No lock of its own (its descriptor is used under the cycle lock): on
- * CHILD, when GCMALLOC_GCTRACE's path has %p, opens the child's own file
- * and closes the inherited one. */
+ * CHILD, when GCMALLOC_GCTRACE's path has %p, closes the inherited
+ * descriptor; the child's first trace line opens its own file. */
 GCM_HIDDEN void gcm__gctrace_fork(int phase);
 GCM_HIDDEN void gcm__chunk_fork(int phase);
 GCM_HIDDEN void gcm__pool_fork_outer(int phase); /* the rotation's lock */

@@ -304,19 +304,8 @@ static void report_cycle(const gcm__cycle *c, void *arg)
 /* fork(): found_mu (taken first by the reclaim hook), then the slot lists. */
 void gcm__lc_fork(int phase)
 {
-    if (phase == GCM_FORK_PREPARE) {
-        pthread_mutex_lock(&found_mu);
-        pthread_mutex_lock(&chunk_mu);
-        pthread_mutex_lock(&free_mu);
-    } else if (phase == GCM_FORK_PARENT) {
-        pthread_mutex_unlock(&free_mu);
-        pthread_mutex_unlock(&chunk_mu);
-        pthread_mutex_unlock(&found_mu);
-    } else {
-        pthread_mutex_init(&free_mu, NULL);
-        pthread_mutex_init(&chunk_mu, NULL);
-        pthread_mutex_init(&found_mu, NULL);
-    }
+    pthread_mutex_t *const order[] = {&found_mu, &chunk_mu, &free_mu};
+    gcm__fork_mutexes(order, 3, phase);
 }
 
 void gcm__lc_totals(uint64_t *objects, uint64_t *bytes)

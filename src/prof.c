@@ -360,29 +360,29 @@ void *gcm__prof_perm_alloc(size_t n)
  * leak watcher's, which reports (and symbolizes) under its own. */
 static void fork_prepare(void)
 {
-    gcm__leak_fork(0);
-    gcm__sym_fork(0);
-    gcm__bucket_fork(0);
-    pthread_mutex_lock(&perm.mu);
-    gcm__sampled_fork(0);
+    gcm__leak_fork(GCM_FORK_PREPARE);
+    gcm__sym_fork(GCM_FORK_PREPARE);
+    gcm__bucket_fork(GCM_FORK_PREPARE);
+    gcm__fork_mutex(&perm.mu, GCM_FORK_PREPARE);
+    gcm__sampled_fork(GCM_FORK_PREPARE);
 }
 
 static void fork_parent(void)
 {
-    gcm__sampled_fork(1);
-    pthread_mutex_unlock(&perm.mu);
-    gcm__bucket_fork(1);
-    gcm__sym_fork(1);
-    gcm__leak_fork(1);
+    gcm__sampled_fork(GCM_FORK_PARENT);
+    gcm__fork_mutex(&perm.mu, GCM_FORK_PARENT);
+    gcm__bucket_fork(GCM_FORK_PARENT);
+    gcm__sym_fork(GCM_FORK_PARENT);
+    gcm__leak_fork(GCM_FORK_PARENT);
 }
 
 static void fork_child(void)
 {
-    gcm__sampled_fork(2);
-    pthread_mutex_init(&perm.mu, NULL);
-    gcm__bucket_fork(2);
-    gcm__sym_fork(2);
-    gcm__leak_fork(2);
+    gcm__sampled_fork(GCM_FORK_CHILD);
+    gcm__fork_mutex(&perm.mu, GCM_FORK_CHILD);
+    gcm__bucket_fork(GCM_FORK_CHILD);
+    gcm__sym_fork(GCM_FORK_CHILD);
+    gcm__leak_fork(GCM_FORK_CHILD);
 }
 
 void gcm__prof_fork(int phase)

@@ -391,16 +391,8 @@ void gcm__sampled_init(void)
 
 void gcm__sampled_fork(int phase)
 {
-    if (phase == 0) {
-        pthread_mutex_lock(&gct.mu);
-        pthread_mutex_lock(&ext.mu);
-    } else if (phase == 1) {
-        pthread_mutex_unlock(&ext.mu);
-        pthread_mutex_unlock(&gct.mu);
-    } else {
-        pthread_mutex_init(&ext.mu, NULL);
-        pthread_mutex_init(&gct.mu, NULL);
-    }
+    pthread_mutex_t *const order[] = {&gct.mu, &ext.mu};
+    gcm__fork_mutexes(order, 2, phase);
 }
 
 /* --- snapshots -------------------------------------------------------------------------- */
