@@ -1,5 +1,6 @@
 # Sourced by preload_bench.sh and peer_bench.sh: the allocators they run a
-# program under, side by side, and the environment of each.  Needs $lib
+# program under, side by side, the environment of each, and how their
+# results are summed up (median, ratio_table).  Needs $lib
 # (libgcmalloc-preload.so); $extra, when set, is added to the gcm
 # configurations that profile (PEER_ENV=GCMALLOC_PROFILE_RATE=1, say).
 mi=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
@@ -15,4 +16,24 @@ env_for() {
     gcm-leakcheck) echo "LD_PRELOAD=$lib GCMALLOC_MODE=leakcheck ${extra:-}" ;;
     gcm-gc) echo "LD_PRELOAD=$lib GCMALLOC_MODE=gc ${extra:-}" ;;
     esac
+}
+
+# The median of the space-separated numbers on stdin.
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+# A markdown table of ratios: a row per workload, a column per config, each
+# cell the config's figure over the reference config's for that workload.
+# Uses the scripts' configs and workloads arrays.
+ratio_table() { # title, reference config, figures array name, row suffix
+    local ref=$2 suffix=${4:-} w c row; local -n f=$3
+    echo
+    printf '| %s | %s |\n' "$1" "$(IFS='|'; echo "${configs[*]}" | sed 's/|/ | /g')"
+    printf '|---|%s\n' "$(for c in "${configs[@]}"; do printf -- '---|'; done)"
+    for w in "${workloads[@]}"; do
+        row="| $w$suffix |"
+        for c in "${configs[@]}"; do
+            row+=$(awk -v a="${f[$c.$w]}" -v b="${f[$ref.$w]}" 'BEGIN { printf " %.2f |", a / b }')
+        done
+        echo "$row"
+    done
 }

@@ -60,7 +60,6 @@ for w in "${workloads[@]}"; do
     done
 done
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 declare -A med mpk
 echo "goos: linux"; echo "goarch: amd64"; echo "pkg: gcmalloc/bench/peer"
 grep -m1 'model name' /proc/cpuinfo | sed 's/.*: /cpu: /'
@@ -75,19 +74,6 @@ for w in "${workloads[@]}"; do
         echo "$line"
     done
 done
-table() { # title, reference config, field array name
-    local ref=$2; local -n f=$3
-    echo
-    printf '| %s | %s |\n' "$1" "$(IFS='|'; echo "${configs[*]}" | sed 's/|/ | /g')"
-    printf '|---|%s\n' "$(for c in "${configs[@]}"; do printf -- '---|'; done)"
-    for w in "${workloads[@]}"; do
-        row="| $w |"
-        for c in "${configs[@]}"; do
-            row+=$(awk -v a="${f[$c.$w]}" -v b="${f[$ref.$w]}" 'BEGIN { printf " %.2f |", a / b }')
-        done
-        echo "$row"
-    done
-}
-table "time × glibc" glibc med
-table "time × mimalloc" mimalloc med
-table "peak RSS × glibc" glibc mpk
+ratio_table "time × glibc" glibc med
+ratio_table "time × mimalloc" mimalloc med
+ratio_table "peak RSS × glibc" glibc mpk

@@ -56,7 +56,6 @@ for w in "${workloads[@]}"; do
     done
 done
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 declare -A med
 echo "goos: linux"; echo "goarch: amd64"; echo "pkg: gcmalloc/bench/preload"
 grep -m1 'model name' /proc/cpuinfo | sed 's/.*: /cpu: /'
@@ -67,16 +66,7 @@ for w in "${workloads[@]}"; do
         printf 'BenchmarkPreload/%s/%s-%d %10d %14d ns/op\n' "$w" "$c" "$(nproc)" "$rounds" "$m"
     done
 done
-echo
-printf '| workload | %s |\n' "$(IFS='|'; echo "${configs[*]}" | sed 's/|/ | /g')"
-printf '|---|%s\n' "$(for c in "${configs[@]}"; do printf -- '---|'; done)"
-for w in "${workloads[@]}"; do
-    row="| $w (× glibc) |"
-    for c in "${configs[@]}"; do
-        row+=$(awk -v a="${med[$c.$w]}" -v b="${med[glibc.$w]}" 'BEGIN { printf " %.2f |", a / b }')
-    done
-    echo "$row"
-done
+ratio_table workload glibc med " (× glibc)"
 for w in "${workloads[@]}"; do
     awk -v a="${med[gcm-fast.$w]}" -v b="${med[mimalloc.$w]}" -v w="$w" \
         'BEGIN { printf "ratio %s gcm-fast / mimalloc = %.3f\n", w, a / b }'
