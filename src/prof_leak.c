@@ -150,7 +150,10 @@ static int report_one(int fd, char *buf, const gcm__bucket *b)
             continue;
         }
         for (int i = 0; i < n; i++) {
-            const char *fn = fr[i].function != NULL ? fr[i].function : "??";
+            char tmp[GCM_DEMANGLE_MAX];
+            const char *fn = fr[i].function != NULL
+                                 ? gcm__demangled(fr[i].function, tmp, sizeof tmp)
+                                 : "??";
             if (fr[i].file != NULL)
                 len = append(buf, len, "    #%-2d %p %s %s:%d%s\n", d,
                              (void *)b->pcs[d], fn, fr[i].file, fr[i].line,

@@ -24,6 +24,9 @@
 #include "gcmalloc.h"
 #include "internal.h"
 
+#include "cxx_site.h"
+#include "env_option.h"
+
 static uintptr_t pcs[GCM_PROF_MAX_DEPTH];
 static int npcs;
 
@@ -117,6 +120,26 @@ static void test_streaks(void **state)
     t = report_text();
     assert_string_equal(t, "");
     free(t);
+}
+
+/* A C++ function reads in a leak suspect's stack as in profiles and the
+ * other reports (pp::Cache::put), not by its symbol. */
+static void test_cxx_name(void **state)
+{
+    (void)state;
+    set_env_option("GCMALLOC_PROFILE_SYMBOLS", "functions", false);
+    gcm__leak_init(3, 1000);
+    gcm__bucket *b = cxx_site_bucket();
+    static const uint64_t series[3] = {1000, 2000, 3000};
+    int found = 0;
+    for (int i = 0; i < 3; i++)
+        found += observe(&b, &series[i], 1, (int64_t)(i + 1) * 1000000000);
+    assert_int_equal(found, 1);
+    char *t = report_text();
+    assert_non_null(strstr(t, " " CXX_SITE_NAME "\n"));
+    assert_null(strstr(t, CXX_SITE_SYMBOL));
+    free(t);
+    set_env_option("GCMALLOC_PROFILE_SYMBOLS", NULL, false);
 }
 
 static void test_disabled_and_errors(void **state)
@@ -223,6 +246,7 @@ int main(int argc, char **argv)
     gcm_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_streaks),
+        cmocka_unit_test(test_cxx_name),
         cmocka_unit_test(test_disabled_and_errors),
         cmocka_unit_test(test_child_process_reports_the_leak),
     };
