@@ -25,10 +25,11 @@
 
 struct find {
     uintptr_t addr, lo, hi;
+    const char *name;
 };
 
 /* Is f->addr inside one of this object's loadable segments?  If so, the
- * object's executable range goes into f and the walk stops. */
+ * object's executable range and name go into f and the walk stops. */
 static int find_object(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
@@ -53,6 +54,7 @@ static int find_object(struct dl_phdr_info *info, size_t size, void *arg)
         return 0;
     f->lo = lo;
     f->hi = hi;
+    f->name = info->dlpi_name;
     return 1;
 }
 
@@ -62,30 +64,10 @@ static int find_object(struct dl_phdr_info *info, size_t size, void *arg)
  * instructions.) */
 void gcm__code_range(const void *sym, uintptr_t *lo, uintptr_t *hi)
 {
-    struct find f = {(uintptr_t)sym, 0, 0};
+    struct find f = {(uintptr_t)sym, 0, 0, NULL};
     dl_iterate_phdr(find_object, &f);
     *lo = f.lo;
     *hi = f.hi;
-}
-
-struct named {
-    uintptr_t addr;
-    const char *name;
-};
-
-static int find_name(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    struct named *f = arg;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        uintptr_t s = info->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type == PT_LOAD && f->addr >= s && f->addr < s + ph->p_memsz) {
-            f->name = info->dlpi_name;
-            return 1;
-        }
-    }
-    return 0;
 }
 
 /* The path the loader knows the object by ("" for the executable), valid
@@ -93,8 +75,8 @@ static int find_name(struct dl_phdr_info *info, size_t size, void *arg)
  * code).  One walk of the program headers: callers cache the answer. */
 const char *gcm__object_name(const void *addr)
 {
-    struct named f = {(uintptr_t)addr, NULL};
-    dl_iterate_phdr(find_name, &f);
+    struct find f = {(uintptr_t)addr, 0, 0, NULL};
+    dl_iterate_phdr(find_object, &f);
     return f.name;
 }
 
