@@ -218,6 +218,19 @@ void gcm__thread_foreach(void (*fn)(gcm__tls *t, void *arg), void *arg)
     pthread_mutex_unlock(&reg_mu);
 }
 
+/* Registration with the collector, from the first use of a thread and
+ * from the threads we start alike.  The thread's signal mask may have been
+ * set where no interposer saw it (by its creator, before it started):
+ * the collector's two signals are unblocked in it. */
+static void register_with_gc(gcm__tls *t, struct GC_stack_base *sb)
+{
+    int rc = GC_register_my_thread(sb);
+    t->flags |= GCM_T_GC_REGISTERED;
+    if (rc == GC_SUCCESS)
+        t->flags |= GCM_T_GC_OURS;
+    gcm__signals_unblock_self();
+}
+
 void gcm__thread_gc_register(gcm__tls *t)
 {
     if (t->flags & GCM_T_GC_REGISTERED)
@@ -231,11 +244,7 @@ void gcm__thread_gc_register(gcm__tls *t)
                   "are not scanned");
         return;
     }
-    int rc = GC_register_my_thread(&sb);
-    t->flags |= GCM_T_GC_REGISTERED;
-    if (rc == GC_SUCCESS)
-        t->flags |= GCM_T_GC_OURS;
-    gcm__signals_unblock_self();
+    register_with_gc(t, &sb);
     gcm__thread_attach(t);
 }
 
@@ -344,12 +353,7 @@ static void *trampoline(void *p)
             .mem_base = stack_cold_end((char *)__builtin_frame_address(0) +
                                        2 * sizeof(void *)),
         };
-        int rc = GC_register_my_thread(&sb);
-        t->flags |= GCM_T_GC_REGISTERED;
-        if (rc == GC_SUCCESS)
-            t->flags |= GCM_T_GC_OURS;
-        /* The creator's mask may have been set where no interposer saw it. */
-        gcm__signals_unblock_self();
+        register_with_gc(t, &sb);
     }
     t->flags |= GCM_T_STARTED;
     gcm__thread_attach(t);
