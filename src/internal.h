@@ -947,9 +947,10 @@ typedef struct gcm__sym_frame {
     const char *file;     /* NULL when unknown */
     int line;             /* 0 when unknown    */
 } gcm__sym_frame;
-/* Resolves the instruction at pc as `mode` allows: up to max frames, an
- * inlined callee before its caller (only lines knows files, lines and
- * inlined frames; none knows nothing).  Returns the count (0: nothing
+/* Resolves the instruction at pc as `mode` allows (a mode picked already,
+ * never GCM_SYM_AUTO: every address of one profile or report is named the
+ * same way): up to max frames, an inlined callee before its caller (only
+ * lines knows files, lines and inlined frames; none knows nothing).  Returns the count (0: nothing
  * known).  Strings live as long as the process.  Thread-safe. */
 GCM_HIDDEN int gcm__sym_resolve(gcm__sym_mode mode, uintptr_t pc,
                                 gcm__sym_frame *out, int max);

@@ -244,8 +244,6 @@ int gcm__sym_resolve(gcm__sym_mode mode, uintptr_t pc, gcm__sym_frame *out, int 
 {
     if (out == NULL || max <= 0)
         return 0;
-    if (mode == GCM_SYM_AUTO)
-        mode = gcm__sym_mode_now();
     if (mode == GCM_SYM_LINES)
         return resolve_lines(pc, out, max);
     gcm__symtab_hit h;
@@ -269,8 +267,6 @@ static bool api_symbol(uintptr_t pc)
 
 int gcm__sym_api_frames(gcm__sym_mode mode, const uintptr_t *pcs, int depth)
 {
-    if (mode == GCM_SYM_AUTO)
-        mode = gcm__sym_mode_now();
     int k = 0;
     while (k < depth - 1) {
         if (mode == GCM_SYM_FUNCTIONS) {
