@@ -636,16 +636,20 @@ static bool put_delta_samples(sample_ctx *x, const gcm__prof_snap *s,
     builder *B = x->B;
     gcm__u64map idx = {0};
     bool *seen = NULL;
-    bool ok = true;
     if (base->n > 0) {
         seen = gcm__prof_alloc(base->n * sizeof *seen);
         if (seen == NULL)
             return false;
         memset(seen, 0, base->n * sizeof *seen);
     }
-    for (size_t i = 0; i < base->n && ok; i++)
-        ok = gcm__u64map_put(&idx, (uint64_t)(uintptr_t)base->recs[i].b, i);
-    for (size_t i = 0; i < s->n && ok && !B->oom; i++) {
+    for (size_t i = 0; i < base->n; i++) {
+        if (!gcm__u64map_put(&idx, (uint64_t)(uintptr_t)base->recs[i].b, i)) {
+            gcm__u64map_free(&idx);
+            gcm__prof_dealloc(seen);
+            return false;
+        }
+    }
+    for (size_t i = 0; i < s->n && !B->oom; i++) {
         const gcm__prof_rec *r = &s->recs[i];
         uint64_t v[4], v0[4] = {0, 0, 0, 0}, j;
         gcm__prof_counts win = r->c;
@@ -667,7 +671,7 @@ static bool put_delta_samples(sample_ctx *x, const gcm__prof_snap *s,
         uint64_t avg = avg_size(&win);
         put_sample(x, r->b, v, avg != 0 ? avg : avg_size(&r->c));
     }
-    for (size_t j = 0; j < base->n && ok && !B->oom; j++) {
+    for (size_t j = 0; j < base->n && !B->oom; j++) {
         if (seen[j])
             continue;
         const gcm__prof_rec *r = &base->recs[j];
@@ -681,7 +685,7 @@ static bool put_delta_samples(sample_ctx *x, const gcm__prof_snap *s,
     }
     gcm__u64map_free(&idx);
     gcm__prof_dealloc(seen);
-    return ok;
+    return true;
 }
 
 /* The profile's comment (`pprof -comments`, and `-raw`): which
