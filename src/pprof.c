@@ -271,10 +271,13 @@ typedef struct pmap {
 
 typedef struct builder {
     bool oom;
-    /* strings: pointers to text that outlives the write */
+    /* strings: pointers to text that outlives the write; looked up by s as
+     * given, written as out (s made well-formed UTF-8) */
     struct pstr {
         const char *s;
         size_t len;
+        const char *out;
+        size_t outlen;
     } *str;
     size_t nstr, capstr;
     uint32_t *sht;     /* hash table of string indices + 1 */
@@ -392,18 +395,15 @@ static const char *valid_utf8(builder *B, const char *s)
     return copy;
 }
 
-/* The string table index of s (NULL and "" are 0), as well-formed UTF-8. */
+/* The string table index of s (NULL and "" are 0), written as well-formed
+ * UTF-8.  Checked once per distinct string, when it is added: every
+ * sample looks its strings up again. */
 static int64_t str_id(builder *B, const char *s)
 {
     if (B->oom)
         return 0;
     if (s == NULL)
         s = "";
-    s = valid_utf8(B, s);
-    if (s == NULL) {
-        B->oom = true;
-        return 0;
-    }
     size_t n = strlen(s);
     if (!gcm__index_reserve(&B->sht, &B->shtcap, B->nstr, 1024, str_hash, B)) {
         B->oom = true;
@@ -415,12 +415,16 @@ static int64_t str_id(builder *B, const char *s)
         if (B->str[i].len == n && memcmp(B->str[i].s, s, n) == 0)
             return i;
     }
-    if (!gcm__prof_grow((void **)&B->str, &B->capstr, B->nstr + 1, sizeof *B->str)) {
+    const char *out = valid_utf8(B, s);
+    if (out == NULL ||
+        !gcm__prof_grow((void **)&B->str, &B->capstr, B->nstr + 1, sizeof *B->str)) {
         B->oom = true;
         return 0;
     }
     B->str[B->nstr].s = s;
     B->str[B->nstr].len = n;
+    B->str[B->nstr].out = out;
+    B->str[B->nstr].outlen = out == s ? n : strlen(out);
     B->sht[j] = (uint32_t)B->nstr + 1;
     return (int64_t)B->nstr++;
 }
@@ -840,7 +844,7 @@ int gcm__pprof_write_delta(int fd, const gcm__prof_snap *s,
         put_i64(&top, 14, s_alloc_space);
     /* The string table, now complete. */
     for (size_t i = 0; i < B.nstr && !B.oom; i++) {
-        put_bytes(&top, 6, B.str[i].s, B.str[i].len);
+        put_bytes(&top, 6, B.str[i].out, B.str[i].outlen);
         flush_top(&g, &top, false);
     }
     (void)s_inuse_space;
