@@ -843,6 +843,13 @@ GCM_HIDDEN size_t gcm__stack_room(void);
 typedef struct gcm__prof_counts {
     uint64_t allocs, alloc_bytes, frees, free_bytes;
 } gcm__prof_counts;
+/* A bucket's four profile values at `rate`, unbiased as Go's are:
+ * alloc_objects, alloc_space, inuse_objects, inuse_space (in use clamped
+ * at 0: a published free can precede its allocation's publication by a
+ * cycle). */
+enum { GCM_V_ALLOC_N, GCM_V_ALLOC_B, GCM_V_INUSE_N, GCM_V_INUSE_B };
+GCM_HIDDEN void gcm__prof_values(const gcm__prof_counts *c, int64_t rate,
+                                 uint64_t v[4]);
 
 typedef struct gcm__bucket {
     struct gcm__bucket *next;  /* hash chain                            */

@@ -570,18 +570,6 @@ static void label(buf *sample, buf *m, int64_t key, int64_t str, int64_t num)
     put_msg(sample, 3, m);
 }
 
-/* The four values of one record, unbiased at the snapshot's rate:
- * alloc_objects, alloc_space, inuse_objects, inuse_space.  In-use counts
- * are clamped at zero (a published free can precede its allocation's
- * publication by a cycle). */
-static void rec_values(const gcm__prof_counts *c, int64_t rate, uint64_t v[4])
-{
-    gcm__prof_unbias(c->allocs, c->alloc_bytes, rate, &v[0], &v[1]);
-    uint64_t in_n = c->allocs > c->frees ? c->allocs - c->frees : 0;
-    uint64_t in_b = c->alloc_bytes > c->free_bytes ? c->alloc_bytes - c->free_bytes : 0;
-    gcm__prof_unbias(in_n, in_b, rate, &v[2], &v[3]);
-}
-
 /* What one sample needs beyond its values. */
 typedef struct sample_ctx {
     builder *B;
@@ -657,11 +645,11 @@ static bool put_delta_samples(sample_ctx *x, const gcm__prof_snap *s,
         const gcm__prof_rec *r = &s->recs[i];
         uint64_t v[4], v0[4] = {0, 0, 0, 0}, j;
         gcm__prof_counts win = r->c;
-        rec_values(&r->c, s->rate, v);
+        gcm__prof_values(&r->c, s->rate, v);
         if (gcm__u64map_get(&idx, (uint64_t)(uintptr_t)r->b, &j)) {
             const gcm__prof_counts *c0 = &base->recs[j].c;
             seen[j] = true;
-            rec_values(c0, base->rate, v0);
+            gcm__prof_values(c0, base->rate, v0);
             win.allocs = r->c.allocs > c0->allocs ? r->c.allocs - c0->allocs : 0;
             win.alloc_bytes = r->c.alloc_bytes > c0->alloc_bytes
                                   ? r->c.alloc_bytes - c0->alloc_bytes : 0;
@@ -680,7 +668,7 @@ static bool put_delta_samples(sample_ctx *x, const gcm__prof_snap *s,
             continue;
         const gcm__prof_rec *r = &base->recs[j];
         uint64_t v[4];
-        rec_values(&r->c, base->rate, v);
+        gcm__prof_values(&r->c, base->rate, v);
         if ((v[0] | v[1] | v[2] | v[3]) == 0)
             continue;
         for (int k = 0; k < 4; k++)
@@ -777,7 +765,7 @@ int gcm__pprof_write_delta(int fd, const gcm__prof_snap *s,
         for (size_t i = 0; i < s->n && !B.oom; i++) {
             const gcm__prof_rec *r = &s->recs[i];
             uint64_t v[4];
-            rec_values(&r->c, s->rate, v);
+            gcm__prof_values(&r->c, s->rate, v);
             put_sample(&x, r->b, v, avg_size(&r->c));
         }
     }

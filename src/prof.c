@@ -218,6 +218,15 @@ void gcm__prof_unbias(uint64_t count, uint64_t bytes, int64_t rate,
     *ubytes = (uint64_t)((double)bytes * scale);
 }
 
+void gcm__prof_values(const gcm__prof_counts *c, int64_t rate, uint64_t v[4])
+{
+    gcm__prof_unbias(c->allocs, c->alloc_bytes, rate, &v[GCM_V_ALLOC_N],
+                     &v[GCM_V_ALLOC_B]);
+    uint64_t in_n = c->allocs > c->frees ? c->allocs - c->frees : 0;
+    uint64_t in_b = c->alloc_bytes > c->free_bytes ? c->alloc_bytes - c->free_bytes : 0;
+    gcm__prof_unbias(in_n, in_b, rate, &v[GCM_V_INUSE_N], &v[GCM_V_INUSE_B]);
+}
+
 /* --- recording ----------------------------------------------------------------- */
 
 void gcm__prof_record_alloc(void *p, size_t bytes, unsigned kind,

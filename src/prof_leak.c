@@ -70,11 +70,9 @@ int gcm__leak_observe(const gcm__prof_snap *s, int64_t now_ns)
     for (size_t i = 0; i < s->n; i++) {
         gcm__bucket *b = s->recs[i].b;
         const gcm__prof_counts *c = &s->recs[i].c;
-        uint64_t n = c->allocs > c->frees ? c->allocs - c->frees : 0;
-        uint64_t bytes = c->alloc_bytes > c->free_bytes
-                             ? c->alloc_bytes - c->free_bytes : 0;
-        uint64_t un, ub;
-        gcm__prof_unbias(n, bytes, s->rate, &un, &ub);
+        uint64_t v[4];
+        gcm__prof_values(c, s->rate, v);
+        uint64_t ub = v[GCM_V_INUSE_B];
         if (b->leak_state == 0) {
             if (ub > b->leak_last) {
                 if (b->leak_streak == 0) {

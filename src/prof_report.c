@@ -232,12 +232,9 @@ int gcm__prof_report(int fd, const gcm__prof_snap *s, int top)
     for (size_t i = 0; i < s->n && !R.oom; i++) {
         const gcm__prof_rec *r = &s->recs[i];
         const gcm__bucket *b = r->b;
-        uint64_t uc, v[2];
-        uint64_t in_n = r->c.allocs > r->c.frees ? r->c.allocs - r->c.frees : 0;
-        uint64_t in_b = r->c.alloc_bytes > r->c.free_bytes
-                            ? r->c.alloc_bytes - r->c.free_bytes : 0;
-        gcm__prof_unbias(in_n, in_b, s->rate, &uc, &v[0]);
-        gcm__prof_unbias(r->c.allocs, r->c.alloc_bytes, s->rate, &uc, &v[1]);
+        uint64_t all[4];
+        gcm__prof_values(&r->c, s->rate, all);
+        uint64_t v[2] = {all[GCM_V_INUSE_B], all[GCM_V_ALLOC_B]};
         samples += r->c.allocs;
         total[0] += v[0];
         total[1] += v[1];
