@@ -95,12 +95,23 @@ static struct {
 
 typedef struct find_ctx {
     uintptr_t pc;
-    bool found, main_exe;
+    bool found;
     uintptr_t bias;
-    char path[512];
-    char build_id[68];
+    char path[512];      /* "" for the main executable                   */
+    object *cached;      /* the object, when it was read already          */
+    char build_id[68];   /* only when it was not: load_object's to use    */
 } find_ctx;
 
+/* The object read already at c's bias and path (S.mu held). */
+static object *cached_object(const find_ctx *c)
+{
+    for (object *o = S.objects; o != NULL; o = o->next)
+        if (o->bias == c->bias && strcmp(o->path, c->path) == 0)
+            return o;
+    return NULL;
+}
+
+/* Runs under S.mu (gcm__symtab_lookup holds it across the walk). */
 static int on_object(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
@@ -112,9 +123,13 @@ static int on_object(struct dl_phdr_info *info, size_t size, void *arg)
             continue;
         c->found = true;
         c->bias = info->dlpi_addr;
-        c->main_exe = info->dlpi_name == NULL || info->dlpi_name[0] == '\0';
-        gcm__fmt(c->path, sizeof c->path, "%s", c->main_exe ? "" : info->dlpi_name);
-        gcm__phdr_build_id(info, c->build_id, sizeof c->build_id);
+        gcm__fmt(c->path, sizeof c->path, "%s",
+                 info->dlpi_name != NULL ? info->dlpi_name : "");
+        /* The build-id (a walk of the notes) only for an object not read
+         * yet: every symbolized address comes through here. */
+        c->cached = cached_object(c);
+        if (c->cached == NULL)
+            gcm__phdr_build_id(info, c->build_id, sizeof c->build_id);
         return 1;
     }
     return 0;
@@ -403,7 +418,7 @@ static bool load_by_debuglink(object *o, const char *path, const debuglink *link
  * failing those, its .dynsym (exported functions only). */
 static void load_object(object *o, const find_ctx *c)
 {
-    int fd = open_elf(c->main_exe ? "/proc/self/exe" : c->path);
+    int fd = open_elf(c->path[0] == '\0' ? "/proc/self/exe" : c->path);
     if (fd < 0)
         return;
     size_t nsh = 0, names = 0;
@@ -422,7 +437,7 @@ static void load_object(object *o, const find_ctx *c)
          * not /proc/self. */
         char exe[512];
         const char *path = c->path;
-        if (c->main_exe) {
+        if (path[0] == '\0') {
             gcm__exe_path(exe, sizeof exe);
             path = exe;
         }
@@ -516,9 +531,8 @@ static const fsym *search(const object *o, uintptr_t addr)
 
 static object *object_for(const find_ctx *c)
 {
-    for (object *o = S.objects; o != NULL; o = o->next)
-        if (o->bias == c->bias && strcmp(o->path, c->path) == 0)
-            return o;
+    if (c->cached != NULL)
+        return c->cached;
     object *o = gcm__prof_alloc(sizeof *o);
     size_t len = strlen(c->path);
     char *path = gcm__prof_alloc(len + 1);
