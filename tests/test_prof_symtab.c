@@ -309,16 +309,39 @@ __attribute__((noinline)) void symtab_alloc_site(void)
     __asm__ volatile("" ::: "memory");
 }
 
-/* The profile.proto bytes (decompressed) of a one-sample profile. */
-static char *profile_bytes(size_t *len)
+/* The profile.proto bytes (decompressed) of a one-sample profile of the
+ * stack pcs. */
+static char *profile_of(const uintptr_t *pcs, int depth, size_t *len)
 {
-    symtab_alloc_site();
-    assert_true(site_depth > 2);
-    gcm__bucket *b = gcm__bucket_intern(site_pcs, site_depth, GCM_PROF_GC, NULL);
+    gcm__bucket *b = gcm__bucket_intern(pcs, depth, GCM_PROF_GC, NULL);
     assert_non_null(b);
     gcm__prof_rec rec = {b, {4, 256, 1, 64}};
     gcm__prof_snap s = {&rec, 1, 524288, 1};
     return (char *)pprof_bytes(&s, NULL, false, len);
+}
+
+/* The same, of symtab_alloc_site's stack. */
+static char *profile_bytes(size_t *len)
+{
+    symtab_alloc_site();
+    assert_true(site_depth > 2);
+    return profile_of(site_pcs, site_depth, len);
+}
+
+/* The static function of GCM_FRESH_OBJECT (tests/CMakeLists.txt: the
+ * unstripped second build of symtab_dbglink.c), which nothing else in this
+ * process loads or looks up: the first name asked for in it opens its
+ * file, so gcm__symtab_files_read shows whether a profile looked.  Every
+ * object on this test's own stack was read by the tests before it, and a
+ * lookup there opens nothing whatever the mode. */
+static uintptr_t fresh_object_static(void)
+{
+    void *h = dlopen(GCM_FRESH_OBJECT, RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL)
+        fail_msg("dlopen %s: %s", GCM_FRESH_OBJECT, dlerror());
+    dbglink_fn (*fn)(void) = (dbglink_fn(*)(void))dlsym(h, "symtab_dbglink_fn");
+    assert_non_null(fn);
+    return (uintptr_t)fn(); /* kept loaded: the profiles below name it */
 }
 
 static bool has(const char *p, size_t n, const char *s)
@@ -350,13 +373,31 @@ static void test_profiles_in_cheap_modes(void **state)
         free(p);
     }
 
-    /* none: no names, and not one file opened to find any. */
+    /* none: no names, and not one file opened to find any.  The sample's
+     * leaf is in an object not read yet, so a lookup of it (for a name, or
+     * for api_frames' cut) would open a file. */
+    uintptr_t pcs[GCM_PROF_MAX_DEPTH];
+    pcs[0] = fresh_object_static() + 2; /* a return address: the pc + 1 looked up */
+    symtab_alloc_site();
+    assert_true(site_depth > 2);
+    int depth = site_depth < GCM_PROF_MAX_DEPTH ? site_depth + 1 : GCM_PROF_MAX_DEPTH;
+    memcpy(pcs + 1, site_pcs, (size_t)(depth - 1) * sizeof *pcs);
     set_env_option("GCMALLOC_PROFILE_SYMBOLS", "none", false);
     unsigned files = gcm__symtab_files_read();
-    p = profile_bytes(&n);
+    p = profile_of(pcs, depth, &n);
     assert_false(has(p, n, "symtab_alloc_site"));
+    assert_false(has(p, n, "symtab_dbglink_other_static"));
     assert_true(has(p, n, "gcmalloc symbols=none"));
     assert_int_equal(gcm__symtab_files_read(), files);
+    free(p);
+
+    /* The same sample in functions mode does open that object, and only
+     * it (the rest was read already): the count above could have moved. */
+    set_env_option("GCMALLOC_PROFILE_SYMBOLS", "functions", false);
+    p = profile_of(pcs, depth, &n);
+    assert_true(has(p, n, "symtab_dbglink_other_static"));
+    assert_true(has(p, n, "symtab_alloc_site"));
+    assert_int_equal(gcm__symtab_files_read(), files + 1);
     free(p);
     set_env_option("GCMALLOC_PROFILE_SYMBOLS", NULL, false);
 }
