@@ -54,6 +54,7 @@
 
 #include "gcmalloc.h"
 #include "internal.h"
+#include "test_rng.h"
 
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer) && !defined(__SANITIZE_THREAD__)
@@ -343,17 +344,12 @@ static int drain(int me, int from)
 typedef struct worker {
     int id;
     int iters;
-    uint64_t rng;
+    test_rng rng;
     pthread_t th;
 } worker;
 
-static uint32_t next_rand(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return (uint32_t)(*s >> 16);
-}
+/* 32 of the generator's bits (its 16th to 47th). */
+static uint32_t next_rand(test_rng *r) { return (uint32_t)(test_rng_next(r) >> 16); }
 
 static void *work(void *arg)
 {
@@ -499,7 +495,8 @@ static void test_stress(void **state)
     int gens = TSAN ? 1 : 2; /* plain build: threads replaced half-way */
     for (int i = 0; i < WORKERS; i++) {
         w[i] = (worker){.id = i, .iters = ITERS / gens,
-                        .rng = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1)};
+                        .rng = test_rng_seeded(0x9e3779b97f4a7c15ull *
+                                               (uint64_t)(i + 1))};
         assert_int_equal(pthread_create(&w[i].th, NULL, work, &w[i]), 0);
     }
     pthread_t gc;

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "test_rng.h"
 
 typedef struct odd {
     uint16_t key;
@@ -40,14 +41,7 @@ static int cmp_wide(const void *a, const void *b)
     return (x->key > y->key) - (x->key < y->key);
 }
 
-static uint64_t rng = 88172645463325252ull;
-static uint64_t next(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
+static test_rng rng = TEST_RNG_INIT(88172645463325252ull);
 
 static void test_wide(void **state)
 {
@@ -60,7 +54,7 @@ static void test_wide(void **state)
         uint64_t mod = li % 2 ? 7 : UINT64_MAX; /* many duplicates, or few */
         uint64_t sum = 0;
         for (size_t i = 0; i < n; i++) {
-            v[i].key = next() % mod;
+            v[i].key = test_rng_next(&rng) % mod;
             v[i].pos = i;
             v[i].pad = ~v[i].key;
             sum += v[i].key;
@@ -89,7 +83,7 @@ static void test_odd_size(void **state)
     memset(count, 0, sizeof count);
     memset(tags, 0, sizeof tags);
     for (size_t i = 0; i < n; i++) {
-        uint16_t k = (uint16_t)(next() % 500);
+        uint16_t k = (uint16_t)(test_rng_next(&rng) % 500);
         memcpy(&v[i].key, &k, sizeof k);
         v[i].tag = (uint8_t)i;
         count[k]++;

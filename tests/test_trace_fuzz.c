@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "test_rng.h"
 #include "trace.h"
 #include "trace_fuzz_check.h"
 
@@ -58,17 +59,9 @@ static void add_file_lines(const char *path)
     fclose(f);
 }
 
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
+static test_rng rng = TEST_RNG_INIT(0x2545F4914F6CDD1Dull);
 
-static uint64_t next(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
-static size_t below(size_t n) { return n ? (size_t)(next() % n) : 0; }
+static size_t below(size_t n) { return (size_t)test_rng_below(&rng, n); }
 
 typedef struct buf {
     char *p;
@@ -99,7 +92,7 @@ static void mutate(buf *b)
     switch (below(12)) {
     case 0: /* flip a byte to anything */
         if (b->n)
-            b->p[below(b->n)] = (char)next();
+            b->p[below(b->n)] = (char)test_rng_next(&rng);
         break;
     case 1: { /* NULs, invalid UTF-8, CR, control bytes */
         static const char *const junk[] = {"\0", "\xff", "\xc3\x28", "\xe2\x82",
@@ -138,7 +131,8 @@ static void mutate(buf *b)
         char *d = malloc(n);
         assert_non_null(d);
         for (size_t i = 0; i < n; i++)
-            d[i] = below(4) ? "gc 1 @0.5s +/->MB"[below(17)] : (char)next();
+            d[i] = below(4) ? "gc 1 @0.5s +/->MB"[below(17)]
+                            : (char)test_rng_next(&rng);
         insert(b, at, d, n);
         free(d);
         break;

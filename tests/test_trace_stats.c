@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "test_rng.h"
 #include "trace.h"
 
 #define DATA GCM_SOURCE_DIR "/tests/data/"
@@ -237,8 +238,8 @@ static void test_stw_rules(void **state)
 static void test_gcmalloc_formatter_round_trip(void **state)
 {
     (void)state;
-    uint64_t x = 0x9e3779b97f4a7c15ull;
-#define RND(m) (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x % (m))
+    test_rng rng = test_rng_seeded(0x9e3779b97f4a7c15ull);
+#define RND(m) test_rng_below(&rng, (m))
     for (int i = 0; i < 20000; i++) {
         gcm__cycle k;
         memset(&k, 0, sizeof k);

@@ -19,6 +19,8 @@
 
 #include <gcmalloc.h>
 
+#include "test_rng.h"
+
 enum {
     TICK_MS = 10,
     RING = 8192,                  /* steady live set: RING objects ...      */
@@ -58,19 +60,19 @@ int main(int argc, char **argv)
     void **ring = gcm_malloc(RING * sizeof *ring);
     if (ring == NULL)
         return 1;
-    uint64_t rng = 88172645463325252ull;
+    test_rng rng = test_rng_seeded(88172645463325252ull);
     int64_t start = now_ms(), next_forced = start + forced_every;
     for (int64_t tick = 0;; tick++) {
         int64_t t = now_ms();
         if (t - start >= duration)
             break;
         for (size_t bytes = 0; bytes < CHURN_PER_TICK;) {
-            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17; /* xorshift64 */
-            size_t n = 16 + (size_t)(rng % 1009);
+            uint64_t r = test_rng_next(&rng);
+            size_t n = 16 + (size_t)(r % 1009);
             void *p = gcm_malloc(n);
             if (p == NULL)
                 return 1;
-            ring[(rng >> 20) % RING] = p;
+            ring[(r >> 20) % RING] = p;
             bytes += n;
         }
         if (leak) {
