@@ -28,6 +28,7 @@
 
 #include "gcmalloc.h"
 #include "internal.h"
+#include "test_rng.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define UNDER_TSAN 1
@@ -120,9 +121,10 @@ static void request(gcm_arena *a, unsigned seed, bool scan)
 {
     tracked t[64];
     int n = 0;
-    unsigned x = seed * 2654435761u + 1;
+    unsigned start = seed * 2654435761u + 1;
+    test_rng rng = test_rng_seeded(start);
     for (int i = 0; i < 48; i++) {
-        x = x * 1103515245u + 12345u;
+        uint32_t x = (uint32_t)(test_rng_next(&rng) >> 32);
         size_t sz = 16 + (x >> 8) % 241;
         if (i % 16 == 15)
             sz = 5000 + (x >> 8) % 3000; /* above a quarter chunk: big */
@@ -135,8 +137,9 @@ static void request(gcm_arena *a, unsigned seed, bool scan)
         t[n++] = (tracked){p, sz, (unsigned char)(x & 0xff)};
     }
     /* Distinct args: an arena may serve two requests before its reset, and
-     * debug mode refuses the same cleanup twice. */
-    if (gcm_arena_add_cleanup(a, count_cleanup, (void *)(uintptr_t)x) != 0)
+     * debug mode refuses the same cleanup twice.  start is one per seed
+     * (a multiplication by an odd number is one-to-one). */
+    if (gcm_arena_add_cleanup(a, count_cleanup, (void *)(uintptr_t)start) != 0)
         fail_once();
 
     void **slots = NULL;

@@ -38,6 +38,7 @@
 
 #include "gcmalloc.h"
 #include "internal.h"
+#include "test_rng.h"
 
 #include "env_option.h"
 
@@ -59,20 +60,20 @@ static void churn_pool(gcm_pool *p, unsigned seed)
 
 static void *worker(void *arg)
 {
-    unsigned seed = (unsigned)(uintptr_t)arg;
+    test_rng rng = test_rng_seeded((uintptr_t)arg);
     struct gcm_pool_stats st;
     struct gcm_memstats ms;
     while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
-        seed = seed * 1103515245u + 12345u;
-        churn_pool(plain, seed >> 8);
-        churn_pool(collected, seed >> 12);
-        churn_pool(checked, seed >> 16);
-        void *b = gcm_buf_get(16 + (seed >> 20) % 4000);
-        void *L = gcm_buf_get(LARGE + (seed >> 16) % 4096);
+        uint32_t r = (uint32_t)(test_rng_next(&rng) >> 32);
+        churn_pool(plain, r >> 8);
+        churn_pool(collected, r >> 12);
+        churn_pool(checked, r >> 16);
+        void *b = gcm_buf_get(16 + (r >> 20) % 4000);
+        void *L = gcm_buf_get(LARGE + (r >> 16) % 4096);
         gcm_buf_put(L);
         gcm_buf_put(b);
         gcm_pool_stats(plain, &st);
-        if ((seed >> 24) % 8 == 0)
+        if ((r >> 24) % 8 == 0)
             gcm_read_memstats(&ms);
     }
     return NULL;
