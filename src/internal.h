@@ -521,6 +521,8 @@ enum {
     GCM_T_GC_REGISTERED = 2, /* the collector scans this thread's stack    */
     GCM_T_GC_OURS = 4,       /* ... because we registered it: unregister  */
     GCM_T_STARTED = 8,       /* started by our pthread_create trampoline   */
+    GCM_T_GC_REGISTERING = 16, /* finding its stack to register it: the
+                                  preloaded malloc serves it from mimalloc */
 };
 
 struct gcm__tls {

@@ -152,11 +152,12 @@ __attribute__((constructor(101))) static void preload_constructor(void)
 }
 
 /* True when the call must be served by mimalloc directly: start-up is under
- * way on this thread. */
+ * way on this thread, or the thread is finding its stack to register with
+ * the collector (thread.c, gcm__thread_gc_register). */
 static inline bool plain(void)
 {
     if (GCM_LIKELY(__atomic_load_n(&boot_state, __ATOMIC_ACQUIRE) == 2))
-        return false;
+        return GCM_UNLIKELY(gcm__tls_self.flags & GCM_T_GC_REGISTERING);
     boot();
     return __atomic_load_n(&boot_state, __ATOMIC_ACQUIRE) != 2;
 }

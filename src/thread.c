@@ -231,15 +231,27 @@ static void register_with_gc(gcm__tls *t, struct GC_stack_base *sb)
     gcm__signals_unblock_self();
 }
 
+/* A thread's first use.  bdwgc finds its stack with pthread_getattr_np,
+ * which allocates (its CPU set, and a copy kept in the attributes): under
+ * the preloaded malloc in a collected mode those calls come back here
+ * before the thread is registered, and the inner pthread_getattr_np waited
+ * forever on the lock the outer one held.  Every thread glibc starts
+ * without our pthread_create meets this (a timer's SIGEV_THREAD thread, a
+ * runtime calling libc's pthread_create directly), so while the thread is
+ * looking for its stack the preloaded malloc serves it from mimalloc, as
+ * it serves start-up (preload.c), and a nested call here returns at once. */
 void gcm__thread_gc_register(gcm__tls *t)
 {
-    if (t->flags & GCM_T_GC_REGISTERED)
+    if (t->flags & (GCM_T_GC_REGISTERED | GCM_T_GC_REGISTERING))
         return;
     if (!gcm__gc_ready())
         return;
     gcm__gc_allow_threads();
     struct GC_stack_base sb;
-    if (GC_get_stack_base(&sb) != GC_SUCCESS) {
+    t->flags |= GCM_T_GC_REGISTERING;
+    int rc = GC_get_stack_base(&sb);
+    t->flags &= ~GCM_T_GC_REGISTERING;
+    if (rc != GC_SUCCESS) {
         gcm__diag("cannot find this thread's stack; its collected pointers "
                   "are not scanned");
         return;

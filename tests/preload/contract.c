@@ -310,6 +310,23 @@ static void *tls_thread(void *arg)
     return (void *)(intptr_t)tls_intact('T');
 }
 
+/* libc's own pthread_create, past the preload library's: a thread started
+ * so (by a runtime that creates threads behind the interposer's back) is
+ * registered with the collector on its first malloc, and its stack bounds
+ * come from bdwgc's GC_get_stack_base, not from our trampoline.  Its
+ * static TLS must be scanned all the same, and finding those bounds
+ * (pthread_getattr_np allocates) must not recurse into the registration. */
+typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+static create_fn libc_pthread_create(void)
+{
+    void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    create_fn fn = libc != NULL ? (create_fn)dlsym(libc, "pthread_create") : NULL;
+    if (libc != NULL)
+        dlclose(libc);
+    return fn;
+}
+
 static void thread_local_pointers(void)
 {
     tls_fill('M');
@@ -318,6 +335,15 @@ static void thread_local_pointers(void)
     CHECK(pthread_create(&th, NULL, tls_thread, NULL) == 0);
     CHECK(pthread_join(th, &r) == 0);
     CHECK(r != NULL);
+
+    create_fn create = libc_pthread_create();
+    CHECK(create != NULL); /* pthread_create itself under glibc's malloc */
+    if (create != NULL) {
+        r = NULL;
+        CHECK(create(&th, NULL, tls_thread, NULL) == 0);
+        CHECK(pthread_join(th, &r) == 0);
+        CHECK(r != NULL);
+    }
     CHECK(tls_intact('M'));
 }
 
