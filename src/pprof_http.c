@@ -545,30 +545,49 @@ static enum MHD_Result check_param(void *cls, enum MHD_ValueKind kind,
 
 /* --- the pages ----------------------------------------------------------------------- */
 
-static enum MHD_Result serve_profile(struct MHD_Connection *c, bool allocs,
-                                     long gc)
+/* A snapshot of the profile as of now: with ?gc=N (N > 0) after a
+ * collection, as Go's handler runs runtime.GC() first.  Before the
+ * collector has started (the preload library's fast mode) nothing is
+ * collected, and every in-use figure is already exact.  0 or ENOMEM. */
+static int snap_now(long gc, gcm__prof_snap *s)
 {
-    /* Go's ?gc=1 runs runtime.GC() first.  Before the collector has
-     * started (the preload library's fast mode) nothing is collected, and
-     * every in-use figure is already exact. */
     if (gc > 0 && gcm__gc_ready())
         (void)gcm_gc();
-    int fd = memfd_create("gcmalloc-pprof", MFD_CLOEXEC);
-    if (fd < 0)
-        return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
-                          "cannot make a buffer for the profile: %s",
-                          gcm__strerror(errno));
-    int rc = gcm_profile_write_view_fd(fd, allocs ? GCM_PROFILE_ALLOCS
-                                                  : GCM_PROFILE_HEAP);
-    if (rc != 0) {
-        close(fd);
+    int rc = gcm__prof_snap_take(s);
+    if (rc != 0)
+        gcm__prof_snap_free(s);
+    return rc;
+}
+
+/* The one way a profile becomes a reply, absolute or delta: a snapshot
+ * taken now (see snap_now), minus `base` when there is one, written as
+ * gcm_profile_write_view_fd() writes it into a memfd and sent from there.
+ * A reply that cannot be built (no memory for the snapshot, no memfd, a
+ * failed write) is this server's failure: 500, absolute or delta (503
+ * means "try later": too many deltas waiting, the program exiting). */
+static enum MHD_Result send_profile(struct MHD_Connection *c, bool allocs, long gc,
+                                    const gcm__prof_snap *base)
+{
+    gcm__prof_snap now;
+    if (snap_now(gc, &now) != 0)
         return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                          "cannot write the profile: %s", gcm__strerror(rc));
-    }
+                          "failed to collect profile"); /* Go's words */
     /* As Go's handler names them. */
-    return reply_from_fd(c, fd, "application/octet-stream",
-                         allocs ? "attachment; filename=\"allocs\""
-                                : "attachment; filename=\"heap\"");
+    const char *name = base != NULL ? (allocs ? "allocs-delta" : "heap-delta")
+                                    : (allocs ? "allocs" : "heap");
+    int fd = memfd_create("gcmalloc-pprof", MFD_CLOEXEC);
+    int rc = fd < 0 ? errno : gcm__pprof_write_delta(fd, &now, base, allocs);
+    gcm__prof_snap_free(&now);
+    if (rc != 0) {
+        if (fd >= 0)
+            close(fd);
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                          "failed to write the %s profile: %s", name,
+                          gcm__strerror(rc));
+    }
+    char disposition[64];
+    gcm__fmt(disposition, sizeof disposition, "attachment; filename=\"%s\"", name);
+    return reply_from_fd(c, fd, "application/octet-stream", disposition);
 }
 
 /* --- delta profiles (?seconds=N) ----------------------------------------------------- */
@@ -634,16 +653,12 @@ static enum MHD_Result delta_start(struct MHD_Connection *c, bool allocs,
     if (ci == NULL)
         return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
                           "cannot find the connection's socket");
-    /* As serve_profile: ?gc=1 collects first, here before each end of
-     * the window, so that both count the collected heap as of then. */
-    if (gc > 0 && gcm__gc_ready())
-        (void)gcm_gc();
+    /* ?gc=1 collects before each end of the window, so that both count
+     * the collected heap as of then. */
     *d = (struct delta){.allocs = allocs, .gc = gc, .fd = ci->connect_fd, .c = c};
-    if (gcm__prof_snap_take(&d->base) != 0) {
-        gcm__prof_snap_free(&d->base);
+    if (snap_now(gc, &d->base) != 0)
         return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
                           "failed to collect profile");
-    }
     int64_t now = gcm__now_ns();
     d->due_ns = now + (int64_t)seconds * 1000000000;
     /* The connection may live the window plus the usual lifetime (see the
@@ -678,28 +693,9 @@ static enum MHD_Result delta_finish(struct MHD_Connection *c, struct delta *d,
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (d->gc > 0 && gcm__gc_ready())
-        (void)gcm_gc();
-    gcm__prof_snap p1;
-    if (gcm__prof_snap_take(&p1) != 0) {
-        gcm__prof_snap_free(&p1);
-        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                          "failed to collect profile");
-    }
-    int fd = memfd_create("gcmalloc-pprof", MFD_CLOEXEC);
-    int rc = fd < 0 ? errno : gcm__pprof_write_delta(fd, &p1, &d->base, d->allocs);
-    gcm__prof_snap_free(&p1);
+    enum MHD_Result ok = send_profile(c, d->allocs, d->gc, &d->base);
     gcm__prof_snap_free(&d->base); /* no longer needed; the slot waits for on_completed */
-    if (rc != 0) {
-        if (fd >= 0)
-            close(fd);
-        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-                          "failed to compute delta: %s", gcm__strerror(rc));
-    }
-    /* As Go's handler names them. */
-    return reply_from_fd(c, fd, "application/octet-stream",
-                         d->allocs ? "attachment; filename=\"allocs-delta\""
-                                   : "attachment; filename=\"heap-delta\"");
+    return ok;
 }
 
 static void delta_resume(struct delta *d, int cancel)
@@ -1172,7 +1168,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         if (q.seconds != 0)
             return delta_start(c, routes[i].route == R_ALLOCS, q.gc, q.seconds,
                                req_cls);
-        return serve_profile(c, routes[i].route == R_ALLOCS, q.gc);
+        return send_profile(c, routes[i].route == R_ALLOCS, q.gc, NULL);
     case R_MEMSTATS:
         return serve_memstats(c);
     case R_SYMBOL:
