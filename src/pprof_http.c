@@ -79,6 +79,11 @@
  *     holding one snapshot (a pointer and four counts per site).  A profile is
  *     written into a memfd and sent from there, so even a large one never
  *     sits in the heap.
+ *   - Two statuses for the server's own trouble, never mixed: 503 means
+ *     "try later" (the delta or symbol requests' slots are all taken, or
+ *     a parked delta was cut short by the program's exit); a reply that
+ *     cannot be built (no memory for a snapshot, no memfd, a failed
+ *     write) is a 500, whichever the page.
  *   - libmicrohttpd's own messages (mostly about misbehaving clients) are
  *     rate-limited in the program's log.
  *
@@ -563,8 +568,8 @@ static int snap_now(long gc, gcm__prof_snap *s)
  * taken now (see snap_now), minus `base` when there is one, written as
  * gcm_profile_write_view_fd() writes it into a memfd and sent from there.
  * A reply that cannot be built (no memory for the snapshot, no memfd, a
- * failed write) is this server's failure: 500, absolute or delta (503
- * means "try later": too many deltas waiting, the program exiting). */
+ * failed write) is this server's failure: 500, as on every page (see the
+ * essay). */
 static enum MHD_Result send_profile(struct MHD_Connection *c, bool allocs, long gc,
                                     const gcm__prof_snap *base)
 {
@@ -1020,7 +1025,7 @@ static enum MHD_Result serve_symbol(struct MHD_Connection *c, bool post,
             return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "busy");
         int fd = memfd_create("gcmalloc-pprof-symbol", MFD_CLOEXEC);
         if (fd < 0)
-            return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+            return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
                               "cannot make a buffer for the reply: %s",
                               gcm__strerror(errno));
         *q = (struct symreq){.used = true, .fd = fd};
