@@ -3,7 +3,8 @@
  * gcm_pprof_serve(), with a small HTTP client of its own: the refusals
  * (malformed address, non-loopback address, port in use), one server per
  * process, the pages and their status codes, ?gc=1 running exactly one
- * collection, a delta profile (?seconds=1) answered a second later, the
+ * collection, a delta profile (?seconds=1) answered a second later, a
+ * profile that cannot be written answered 500 (absolute and delta), the
  * symbol page naming a known function, and fork (the
  * child starts a server of its own on IPv6 loopback while the parent's
  * keeps serving).  The end-to-end script (pprof_http.sh) covers the
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -250,6 +252,30 @@ static void test_delta(void **state)
     assert_string_equal(body(), "");
 }
 
+/* A profile the server cannot write is its own failure: 500, absolute and
+ * delta alike, and the next request is served.  RLIMIT_FSIZE 0 makes the
+ * write into the profile's memfd fail with EFBIG; the SIGXFSZ that comes
+ * with it stays pending on the server thread, which blocks every
+ * asynchronous signal.  The limit is the process's, so this thread writes
+ * no file until it is restored: the statuses are checked after. */
+static void test_profile_unwritable(void **state)
+{
+    (void)state;
+    struct rlimit old;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    struct rlimit none = {.rlim_cur = 0, .rlim_max = old.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &none), 0);
+    int heap = get("GET", "/debug/pprof/heap");
+    bool heap_said = strcmp(body(), "failed to write the heap profile: File too large\n") == 0;
+    int delta = get("GET", "/debug/pprof/allocs?seconds=1");
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(heap, 500);
+    assert_true(heap_said);
+    assert_int_equal(delta, 500);
+    assert_string_equal(body(), "failed to write the allocs-delta profile: File too large\n");
+    assert_int_equal(get("GET", "/debug/pprof/heap"), 200);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -376,6 +402,7 @@ int main(void)
         cmocka_unit_test(test_pages),
         cmocka_unit_test(test_gc_parameter),
         cmocka_unit_test(test_delta),
+        cmocka_unit_test(test_profile_unwritable),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_symbol),
         cmocka_unit_test(test_fork),
