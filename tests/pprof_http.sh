@@ -184,11 +184,11 @@ EOF
 fi
 
 [[ $mode == go ]] || fail "mode must be http or go"
-if ! command -v go >/dev/null 2>&1; then
-    echo "SKIP: go is not installed (make test installs golang-go)"
-    exit 77
-fi
-export HOME=$tmp GOCACHE=$tmp/gocache GOPATH=$tmp/gopath PPROF_TMPDIR=$tmp/pprof
+# go_env.sh rather than go_reader.sh, which would replace $tmp and the
+# trap that stops the services.
+. "$(dirname "$0")/go_env.sh"
+need_go
+go_env "$tmp"
 pprof() {
     go tool pprof "$@" 2>"$tmp/pprof.err" || { cat "$tmp/pprof.err" >&2; fail "go tool pprof $*"; }
 }
