@@ -40,11 +40,9 @@ if "$bin" -memprofilerate -5 > /dev/null 2>&1; then
     echo "FAIL: -memprofilerate -5 accepted"; exit 1
 fi
 
-if ! command -v go > /dev/null 2>&1; then
-    echo "SKIP: go is not installed, the -memprofile profile was not read by pprof"
-    exit 77
-fi
-export HOME=$tmp GOCACHE=$tmp/gocache PPROF_TMPDIR=$tmp/pprof
+. "$(dirname "$0")/go_env.sh"
+need_go "the -memprofile profile was not read by pprof"
+go_env "$tmp"
 go tool pprof -raw "$tmp/mem.pb.gz" > "$tmp/raw.txt"
 # Go's allocs profile: the heap profile's four sample types, alloc_space
 # the default view.

@@ -75,11 +75,9 @@ for log in gctrace-gc.log gctrace-malloc-leakcheck.log; do
     grep -q "$trace $o/$log" "$tmp/stdout" || fail "no gcmalloc-trace command for $log"
 done
 
-if ! command -v go > /dev/null 2>&1; then
-    echo "SKIP: go is not installed; the profiles were not read by pprof"
-    exit 77
-fi
-export HOME=$tmp GOCACHE=$tmp/gocache PPROF_TMPDIR=$tmp/pprof
+. "$(dirname "$0")/go_env.sh"
+need_go "the profiles were not read by pprof"
+go_env "$tmp"
 for f in heap-malloc.pb.gz heap-malloc.pb.gz.1 heap-gc.pb.gz heap-arena.pb.gz heap-pool.pb.gz \
          leaks-malloc.pb.gz; do
     go tool pprof -raw "$o/$f" > /dev/null 2> "$tmp/err" || { cat "$tmp/err"; fail "pprof cannot load $f"; }

@@ -8,15 +8,14 @@
 set -euo pipefail
 tool=$1 src=$2
 check=$src/tests/trace_check.py
-command -v go > /dev/null || { echo "go not installed: skipped"; exit 77; }
+. "$(dirname "$0")/go_env.sh"
+need_go
 tmp=$(mktemp -d); trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
-# A private Go environment: nothing read from or written to the user's.
-export HOME=$tmp/home GOCACHE=$tmp/gocache GOPATH=$tmp/gopath GO111MODULE=off \
-       GOFLAGS= GOTOOLCHAIN=local CGO_ENABLED=0
-mkdir -p "$HOME"
+go_env "$tmp"
 # Build first: under `go run`, the go command and the compiler would write
-# gctrace lines of their own into the log.
-go build -o "$tmp/churn" "$src/tests/trace_churn.go"
+# gctrace lines of their own into the log.  One file of the standard
+# library only: no module, no cgo.
+GO111MODULE=off CGO_ENABLED=0 go build -o "$tmp/churn" "$src/tests/trace_churn.go"
 
 GODEBUG=gctrace=1 "$tmp/churn" steady 1500 500 2> "$tmp/steady.log" > /dev/null
 GODEBUG=gctrace=1 "$tmp/churn" leak 2000 500 2> "$tmp/leak.log" > /dev/null

@@ -7,7 +7,7 @@
 set -euo pipefail
 lib=$1 bin=$2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-export HOME=$tmp GOCACHE=$tmp/gocache GOPATH=$tmp/gopath
+. "$(dirname "$0")/../go_env.sh"
 
 LD_PRELOAD="$lib" GCMALLOC_MODE=leakcheck GCMALLOC_PROFILE_RATE=1 \
     GCMALLOC_LEAKS="$tmp/leaks.pb.gz" "$bin" > "$tmp/out" 2> "$tmp/err"
@@ -40,7 +40,8 @@ LD_PRELOAD="$lib" GCMALLOC_MODE=leakcheck GCMALLOC_VERBOSE=1 \
 grep -q '^gcmalloc: leakcheck: no leaks' "$tmp/clean.err" || {
     echo "FAIL: GCMALLOC_VERBOSE=1 did not confirm a clean run:"; cat "$tmp/clean.err"; exit 1; }
 
-command -v go >/dev/null || { echo "skip: go not installed"; exit 77; }
+need_go "the leak profile was not read by pprof"
+go_env "$tmp"
 go tool pprof -raw "$tmp/leaks.pb.gz" > /dev/null
 top=$(go tool pprof -top -sample_index=inuse_space -unit=B "$tmp/leaks.pb.gz" 2>/dev/null)
 echo "$top"

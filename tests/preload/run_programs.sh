@@ -12,9 +12,9 @@ lib=$1 prodcons=$2 tracetool=$3 sigblock=$4; shift 4
 modes=("$@"); ((${#modes[@]})) || modes=(fast leakcheck gc)
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-export HOME=$tmp GOCACHE=$tmp/gocache GOPATH=$tmp/gopath GOFLAGS=-mod=mod
+. "$here/../go_env.sh"
+go_env "$tmp"
 fail=0
-have_go=0; command -v go >/dev/null && have_go=1
 
 # A large file for sort: 400k pseudo-random lines (about 12 MB).
 awk 'BEGIN { x = 12345; for (i = 0; i < 400000; i++) {
@@ -79,7 +79,7 @@ for mode in "${modes[@]}"; do
         # The profile written at exit loads in pprof.
         if [[ ! -s $tmp/$p.$mode.pb.gz ]]; then
             echo "FAIL: $p under $mode wrote no profile"; fail=1
-        elif ((have_go)) && ! go tool pprof -raw "$tmp/$p.$mode.pb.gz" > /dev/null 2> "$tmp/pprof.err"; then
+        elif have_go && ! go tool pprof -raw "$tmp/$p.$mode.pb.gz" > /dev/null 2> "$tmp/pprof.err"; then
             echo "FAIL: $p under $mode: pprof cannot read the profile:"; cat "$tmp/pprof.err"; fail=1
         fi
         # Collected modes: gctrace lines in Go's format, read by the analyzer.
@@ -98,7 +98,7 @@ for mode in "${modes[@]}"; do
             elif grep -q 'leakcheck: no leaks' "$tmp/$p.$mode.err"; then
                 echo "FAIL: $p under leakcheck printed 'no leaks' without GCMALLOC_VERBOSE"; fail=1
             fi
-            if [[ -s $tmp/$p.$mode.leaks.pb.gz ]] && ((have_go)) && \
+            if [[ -s $tmp/$p.$mode.leaks.pb.gz ]] && have_go && \
                ! go tool pprof -raw "$tmp/$p.$mode.leaks.pb.gz" > /dev/null 2> "$tmp/pprof.err"; then
                 echo "FAIL: $p leak profile unreadable:"; cat "$tmp/pprof.err"; fail=1
             fi
