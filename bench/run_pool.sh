@@ -20,12 +20,12 @@ bin=$out/bench_pool
 "$bin" -cpu 1 -benchtime "$bt" | tee "$out/pool-c1.txt" >&2
 "$bin" -cpu 2 -benchtime "$bt" | tee "$out/pool-c2.txt" >&2
 : > "$out/pool-go.txt"
-if command -v go >/dev/null 2>&1; then
-    # Offline and self-contained: module cache and build cache in the build
-    # tree, no network, no toolchain download.
-    (cd "$here/go" && GOPATH="$build/go/path" GOCACHE="$build/go/cache" \
-        GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local GOWORK=off \
-        go test -bench . -benchmem -cpu 1,2 -benchtime "$bt") |
+. "$here/../tests/go_env.sh"
+if have_go; then
+    # Offline and self-contained (go_env.sh), with the caches in the build
+    # tree so that a rerun does not compile again.
+    (cd "$here/go" && go_env "$build/go" &&
+        go test -mod=mod -bench . -benchmem -cpu 1,2 -benchtime "$bt") |
         tee "$out/pool-go.txt" >&2
 else
     echo "run_pool.sh: go not found; Go's sync.Pool column left empty" >&2
