@@ -835,6 +835,11 @@ GCM_HIDDEN int gcm__stack_capture(uintptr_t *pcs, int max, const void *caller);
  * fork waits for it to return; false, fn not run, while a fork is under
  * way.  For the tests. */
 GCM_HIDDEN bool gcm__stack_gated(void (*fn)(void *), void *arg);
+/* Captures that walked the frame pointers instead of entering libunwind
+ * because a fork was under way; cumulative (a forked child starts from its
+ * parent's count).  Always 0 in a GCMALLOC_UNWIND=fp build, where every
+ * capture walks them.  For the tests. */
+GCM_HIDDEN uint64_t gcm__stack_fork_fallbacks(void);
 GCM_HIDDEN const char *gcm__stack_method(void);
 /* Bytes of stack left below the caller on its thread (the mapping that
  * holds its stack, from /proc/self/maps, cached per thread); 0 when not

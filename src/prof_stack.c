@@ -38,11 +38,12 @@
  * captures announce themselves in a count, and fork's prepare phase closes
  * the gate and waits for the count to drain; a capture that finds the gate
  * closed walks the frame pointers instead (fewer frames for the few
- * allocations sampled during a fork, never a hang).  A gate rather than a
- * lock: a signal handler may sample on a thread already inside
- * unw_backtrace, and a writer-preferring lock would deadlock it against a
- * waiting fork; the forking thread's own capture, if it forked from a
- * handler in the middle of one, is not waited for.
+ * allocations sampled during a fork, never a hang; counted, so that the
+ * tests can tell which way a capture went).  A gate rather than a lock: a
+ * signal handler may sample on a thread already inside unw_backtrace, and
+ * a writer-preferring lock would deadlock it against a waiting fork; the
+ * forking thread's own capture, if it forked from a handler in the middle
+ * of one, is not waited for.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -260,6 +261,10 @@ static GCM_NOINLINE int fp_walk(uintptr_t *buf, int max)
 static int unwinders;     /* captures inside libunwind now         */
 static int gate_closed;   /* a fork is between prepare and after   */
 static GCM_TLS int unwinding_here;
+/* Captures that found the gate closed and walked the frame pointers: the
+ * only sign, short of reading their stacks, that a sample lost frames to a
+ * fork.  Relaxed: a count, read by nothing that orders on it. */
+static uint64_t fork_fallbacks;
 
 /* Enters libunwind unless a fork is on its way: seq_cst on both sides, so
  * that fork's prepare either sees this capture counted or the capture sees
@@ -295,6 +300,11 @@ bool gcm__stack_gated(void (*fn)(void *), void *arg)
     return true;
 }
 
+uint64_t gcm__stack_fork_fallbacks(void)
+{
+    return GCM_LOAD(&fork_fallbacks);
+}
+
 void gcm__stack_fork(int phase)
 {
     if (phase == GCM_FORK_PREPARE) {
@@ -320,6 +330,7 @@ static GCM_NOINLINE int raw_capture(uintptr_t *buf, int max)
         n = unw_backtrace((void **)buf, max);
         unwind_leave();
     } else {
+        GCM_ADD(&fork_fallbacks, 1);
         n = fp_walk(buf, max); /* a fork is in progress */
     }
     if (n <= 0) {
