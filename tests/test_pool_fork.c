@@ -18,6 +18,16 @@
  * The child also checks the other side of the same handlers: the slots of
  * threads that did not come along are freed, so a collection in the child
  * does not wait for their busy flags.
+ *
+ * The workers' sampled allocations (pool misses, new buffers, at the
+ * default rate) race the forks too.  libunwind's locks have no fork
+ * handlers, so a fork closes the profiler's gate first and a capture that
+ * finds it closed walks the frame pointers instead (prof_stack.c).  The
+ * parent checks that some did (a few a fork here, most while the fork
+ * waits for a worker's capture already inside libunwind and the others
+ * sample on), so that the test is known to race captures against forks;
+ * each child checks that the gate is open again for its own sampled
+ * allocation.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -102,6 +112,15 @@ static void child_walk(void)
         gcm_buf_put(L[i]);
     for (size_t n = 16; n <= 65536; n *= 2)
         gcm_buf_put(gcm_buf_get(n));
+    /* A sampled allocation: through libunwind, the gate being open again,
+     * and through the profiler's tables, whose locks the handlers made
+     * anew. */
+    uint64_t fallbacks = gcm__stack_fork_fallbacks();
+    int64_t rate = gcm_profile_set_rate(1);
+    void *sampled = gcm_malloc(64);
+    gcm_profile_set_rate(rate);
+    if (sampled == NULL || gcm__stack_fork_fallbacks() != fallbacks)
+        _exit(5);
     /* A collection rotates every pool: with the other threads' slots left
      * taken it could wait for a busy flag that never clears. */
     gcm_gc();
@@ -178,6 +197,11 @@ static void test_fork_during_pool_traffic(void **state)
         pthread_join(th[i], NULL);
     if (failed)
         fail_msg("a forked child failed or hung (status %d; -1 = hung)", first_rc);
+    /* A hundred to a few hundred a run on two cores (ASan, or other runs
+     * alongside, included): none would mean the workers no longer sample
+     * during the forks. */
+    if (gcm__config_libunwind)
+        assert_true(gcm__stack_fork_fallbacks() > 0);
 
     assert_int_equal(gcm_pool_destroy(plain), 0);
     assert_int_equal(gcm_pool_destroy(collected), 0);
