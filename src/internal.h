@@ -521,8 +521,12 @@ enum {
     GCM_T_GC_REGISTERED = 2, /* the collector scans this thread's stack    */
     GCM_T_GC_OURS = 4,       /* ... because we registered it: unregister  */
     GCM_T_STARTED = 8,       /* started by our pthread_create trampoline   */
-    GCM_T_GC_REGISTERING = 16, /* finding its stack to register it: the
-                                  preloaded malloc serves it from mimalloc */
+    GCM_T_GC_REGISTERING = 16, /* finding its stack to register it       */
+    GCM_T_EXITED = 32,         /* past its exit destructor: never again
+                                  registered with the collector            */
+    /* Either of the last two: the preloaded malloc serves the thread from
+     * mimalloc, whose blocks the collector neither scans nor reclaims. */
+    GCM_T_GC_UNSCANNED = GCM_T_GC_REGISTERING | GCM_T_EXITED,
 };
 
 struct gcm__tls {

@@ -152,12 +152,13 @@ __attribute__((constructor(101))) static void preload_constructor(void)
 }
 
 /* True when the call must be served by mimalloc directly: start-up is under
- * way on this thread, or the thread is finding its stack to register with
- * the collector (thread.c, gcm__thread_gc_register). */
+ * way on this thread, or the collector cannot scan the thread (it is
+ * finding its stack to register, or has exited: thread.c,
+ * gcm__thread_gc_register). */
 static inline bool plain(void)
 {
     if (GCM_LIKELY(__atomic_load_n(&boot_state, __ATOMIC_ACQUIRE) == 2))
-        return GCM_UNLIKELY(gcm__tls_self.flags & GCM_T_GC_REGISTERING);
+        return GCM_UNLIKELY(gcm__tls_self.flags & GCM_T_GC_UNSCANNED);
     boot();
     return __atomic_load_n(&boot_state, __ATOMIC_ACQUIRE) != 2;
 }

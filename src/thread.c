@@ -137,6 +137,7 @@ static void thread_exit(void *arg)
     if (t->flags & GCM_T_GC_OURS)
         GC_unregister_my_thread();
     t->flags &= (uint8_t)~(GCM_T_GC_REGISTERED | GCM_T_GC_OURS);
+    t->flags |= GCM_T_EXITED;
 }
 
 /* fork(): only the forking thread exists in the child.  The others'
@@ -175,9 +176,13 @@ void gcm__thread_init(void)
         key_ready = true;
 }
 
+/* A thread past its last exit destructor is not linked again: nothing
+ * would unlink it, and the registry would keep its freed TLS.  What it
+ * still counts (a free from glibc's clean-up of cached stacks) is lost to
+ * the statistics until the next collection measures the heap. */
 void gcm__thread_attach(gcm__tls *t)
 {
-    if (t->flags & GCM_T_LINKED)
+    if (t->flags & (GCM_T_LINKED | GCM_T_EXITED))
         return;
     pthread_mutex_lock(&reg_mu);
     t->prev = NULL;
@@ -231,7 +236,14 @@ static void register_with_gc(gcm__tls *t, struct GC_stack_base *sb)
     gcm__signals_unblock_self();
 }
 
-/* A thread's first use.  bdwgc finds its stack with pthread_getattr_np,
+/* A thread's first use, never after its exit destructor: glibc frees
+ * other threads' cached stacks (and calls free) after the last destructor,
+ * with every signal blocked; a thread registered again then was never
+ * unregistered, and the next collection waited for its answer to the stop
+ * signal until bdwgc aborted the process ("Signals delivery fails
+ * constantly", python3 with threads in gc mode).
+ *
+ * bdwgc finds the thread's stack with pthread_getattr_np,
  * which allocates (its CPU set, and a copy kept in the attributes): under
  * the preloaded malloc in a collected mode those calls come back here
  * before the thread is registered, and the inner pthread_getattr_np waited
@@ -242,7 +254,7 @@ static void register_with_gc(gcm__tls *t, struct GC_stack_base *sb)
  * it serves start-up (preload.c), and a nested call here returns at once. */
 void gcm__thread_gc_register(gcm__tls *t)
 {
-    if (t->flags & (GCM_T_GC_REGISTERED | GCM_T_GC_REGISTERING))
+    if (t->flags & (GCM_T_GC_REGISTERED | GCM_T_GC_UNSCANNED))
         return;
     if (!gcm__gc_ready())
         return;
@@ -250,7 +262,7 @@ void gcm__thread_gc_register(gcm__tls *t)
     struct GC_stack_base sb;
     t->flags |= GCM_T_GC_REGISTERING;
     int rc = GC_get_stack_base(&sb);
-    t->flags &= ~GCM_T_GC_REGISTERING;
+    t->flags &= (uint8_t)~GCM_T_GC_REGISTERING;
     if (rc != GC_SUCCESS) {
         gcm__diag("cannot find this thread's stack; its collected pointers "
                   "are not scanned");
