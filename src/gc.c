@@ -54,8 +54,11 @@
 #include <link.h>
 #include <sched.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #define GC_THREADS
 #define GC_NO_THREAD_REDIRECTS /* we interpose pthread_create ourselves */
@@ -654,6 +657,17 @@ static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
  * another thread, or the first collection, whichever comes first. */
 static GCM_TLS bool starting_markers;
 
+/* The calling thread's signal mask, read and set with the system call
+ * itself.  bdwgc blocks every signal while it creates its markers and
+ * restores the old mask through pthread_sigmask, which never blocks glibc's
+ * internal signals: on glibc's timer thread (SIGEV_THREAD timers, which
+ * waits for SIGTIMER, glibc's first real-time signal, with it blocked) that
+ * unblocked it, and the next expiry killed the process. */
+static void raw_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+    syscall(SYS_rt_sigprocmask, how, set, old, (size_t)(_NSIG / 8));
+}
+
 void gcm__gc_allow_threads(void)
 {
     if (__atomic_load_n(&G.markers_started, __ATOMIC_ACQUIRE) || starting_markers)
@@ -662,12 +676,15 @@ void gcm__gc_allow_threads(void)
     if (!G.markers_started) {
         static bool allowed;
         starting_markers = true;
+        sigset_t mask;
+        raw_sigmask(SIG_BLOCK, NULL, &mask);
         if (!allowed) {
             GC_allow_register_threads();
             allowed = true;
         } else {
             GC_start_mark_threads(); /* again, in a forked child */
         }
+        raw_sigmask(SIG_SETMASK, &mask, NULL);
         starting_markers = false;
         __atomic_store_n(&G.markers_started, true, __ATOMIC_RELEASE);
     }

@@ -258,9 +258,11 @@ void gcm__thread_gc_register(gcm__tls *t)
         return;
     if (!gcm__gc_ready())
         return;
+    /* Starting bdwgc's marker threads allocates too (each new thread's
+     * TLS vector), and bdwgc accepts no registration until they run. */
+    t->flags |= GCM_T_GC_REGISTERING;
     gcm__gc_allow_threads();
     struct GC_stack_base sb;
-    t->flags |= GCM_T_GC_REGISTERING;
     int rc = GC_get_stack_base(&sb);
     t->flags &= (uint8_t)~GCM_T_GC_REGISTERING;
     if (rc != GC_SUCCESS) {

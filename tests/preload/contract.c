@@ -19,9 +19,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int failed;
@@ -395,10 +397,65 @@ static int bad_frees(void)
     return 0;
 }
 
+/* glibc's SIGEV_THREAD timers: a helper thread that glibc creates itself
+ * (never through the interposed pthread_create) waits for the timer signal
+ * with it blocked and mallocs on each expiry, then starts a thread of its
+ * own for the callback, which mallocs too.  Run first thing in a fresh
+ * process, so that the helper's malloc is the collector's first contact
+ * with another thread: it registered the helper and started bdwgc's marker
+ * threads there, which hung (the registration's own malloc) and then
+ * unblocked the timer signal in the helper, so the next expiry killed the
+ * process. */
+enum { TICKS = 8, TICK_BLOCK = 256 };
+static char *tick_blocks[TICKS];
+static int ticks;
+
+static void tick(union sigval v)
+{
+    (void)v;
+    int i = __atomic_load_n(&ticks, __ATOMIC_ACQUIRE);
+    if (i >= TICKS)
+        return;
+    char *b = malloc(TICK_BLOCK);
+    if (b == NULL)
+        return;
+    memset(b, 'a' + i, TICK_BLOCK);
+    tick_blocks[i] = b;
+    __atomic_store_n(&ticks, i + 1, __ATOMIC_RELEASE);
+}
+
+static int timer_threads(void)
+{
+    timer_t timer;
+    struct sigevent ev = {.sigev_notify = SIGEV_THREAD, .sigev_notify_function = tick};
+    CHECK(timer_create(CLOCK_MONOTONIC, &ev, &timer) == 0);
+    struct itimerspec every = {.it_interval = {.tv_nsec = 5000000}, .it_value = {.tv_nsec = 5000000}};
+    CHECK(timer_settime(timer, 0, &every, NULL) == 0);
+    /* A liveness bound, not a measurement: 8 expiries of a 5 ms timer. */
+    for (int ms = 0; ms < 20000 && __atomic_load_n(&ticks, __ATOMIC_ACQUIRE) < TICKS; ms += 5)
+        nanosleep(&(struct timespec){.tv_nsec = 5000000}, NULL);
+    CHECK(timer_delete(timer) == 0);
+    CHECK(__atomic_load_n(&ticks, __ATOMIC_ACQUIRE) == TICKS);
+    churn(TICK_BLOCK);
+    for (int i = 0; i < TICKS && i < __atomic_load_n(&ticks, __ATOMIC_ACQUIRE); i++) {
+        int intact = 1;
+        for (int j = 0; j < TICK_BLOCK; j++)
+            intact &= tick_blocks[i][j] == 'a' + i;
+        CHECK(intact);
+        free(tick_blocks[i]);
+    }
+    if (failed)
+        return 1;
+    printf("ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "bad-frees") == 0)
         return bad_frees();
+    if (argc > 1 && strcmp(argv[1], "timer-threads") == 0)
+        return timer_threads();
     /* Before anything else: the program's first malloc starts the preload
      * library (and mimalloc), whose start-up must not leak an errno. */
     errno = 4242;

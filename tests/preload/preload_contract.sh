@@ -22,6 +22,13 @@ for mode in fast leakcheck gc; do
         LD_PRELOAD="$lib" GCMALLOC_MODE=gc GCMALLOC_GOGC=1 "$bin" > /dev/null
     fi
 done
+# glibc's SIGEV_THREAD timer threads, created behind the interposer, as the
+# collector's first other thread (a fresh process each time).
+"$bin" timer-threads > /dev/null
+for mode in fast leakcheck gc; do
+    out=$(LD_PRELOAD="$lib" GCMALLOC_MODE="$mode" "$bin" timer-threads 2>&1) &&
+        grep -q '^ok$' <<<"$out" || { echo "FAIL: timer threads in mode $mode: $out"; exit 1; }
+done
 # leakcheck refuses a second free and a free inside a block, one line each
 # naming free and the caller, and hands no block out twice afterwards.
 out=$(LD_PRELOAD="$lib" GCMALLOC_MODE=leakcheck "$bin" bad-frees 2>&1) || {
