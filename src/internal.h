@@ -1070,6 +1070,10 @@ GCM_HIDDEN void gcm__pprof_http_fork(int phase);
  * start-up, NULL in the plain library. */
 struct gcm_memstats;
 GCM_HIDDEN extern void (*gcm__memstats_preload)(struct gcm_memstats *ms);
+/* Set by the preload library (preload_maps.c): the range of a mapping the
+ * program made that holds p; false when none does.  gc.c asks it whether
+ * a thread runs on a stack of the program's own. */
+GCM_HIDDEN extern bool (*gcm__program_region)(uintptr_t p, uintptr_t *lo, uintptr_t *hi);
 /* GCMALLOC_MODE values. */
 enum { GCM_MODE_FAST, GCM_MODE_LEAKCHECK, GCM_MODE_GC };
 /* preload_maps.c: the program's own anonymous mappings, scanned as roots in

@@ -159,6 +159,23 @@ static void push_maps(void)
     }
 }
 
+/* gcm__program_region: a lock-free read of the registry, as push_maps
+ * does; a range being changed reads as its old or its new extent. */
+static bool region_of(uintptr_t p, uintptr_t *lo, uintptr_t *hi)
+{
+    size_t n = __atomic_load_n(&used, __ATOMIC_ACQUIRE);
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t a = __atomic_load_n(&slots[i].lo, __ATOMIC_ACQUIRE);
+        uintptr_t b = __atomic_load_n(&slots[i].hi, __ATOMIC_ACQUIRE);
+        if (a <= p && p < b) {
+            *lo = a;
+            *hi = b;
+            return true;
+        }
+    }
+    return false;
+}
+
 void gcm__maps_fork(int phase)
 {
     gcm__fork_mutex(&mu, phase);
@@ -214,6 +231,7 @@ void gcm__maps_init(void)
     gcm__code_range((const void *)&gcm__maps_init, &excluded[R_SELF].lo,
                     &excluded[R_SELF].hi);
     gcm__gc_add_roots(push_maps);
+    __atomic_store_n(&gcm__program_region, region_of, __ATOMIC_RELEASE);
     __atomic_store_n(&tracking, true, __ATOMIC_RELEASE);
 }
 
