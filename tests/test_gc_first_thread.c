@@ -15,19 +15,18 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "gcmalloc.h"
+
+#include "child_deadline.h"
 
 static int tags[8];
 
@@ -71,28 +70,8 @@ static int child(int threads)
 
 static void run_in_child(int threads)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(child(threads));
-    int status = 0;
-    pid_t got = 0;
-    for (int ms = 0; ms < DEADLINE_S * 1000 && got == 0; ms += 10) {
-        got = waitpid(pid, &status, WNOHANG);
-        if (got == 0)
-            nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
-    }
-    if (got == 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        fail_msg("the first pthread_create did not return in %d s: deadlock", DEADLINE_S);
-    }
-    assert_int_equal(got, pid);
-    if (WIFSIGNALED(status))
-        fail_msg("child killed by signal %d", WTERMSIG(status));
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_child_passes(child, threads, DEADLINE_S,
+                        "the first pthread_create (a deadlock if it hangs)");
 }
 
 static void test_one_thread_first(void **state)
