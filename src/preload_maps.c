@@ -147,32 +147,33 @@ static void remove_range(void *p, size_t len)
     pthread_mutex_unlock(&mu);
 }
 
-/* The root provider: runs with the world stopped; no locks. */
+/* The readers take no lock: slot i as one of the values the writers'
+ * store sequences leave readable; false when it is empty. */
+static inline bool slot_read(size_t i, uintptr_t *lo, uintptr_t *hi)
+{
+    *lo = __atomic_load_n(&slots[i].lo, __ATOMIC_ACQUIRE);
+    *hi = __atomic_load_n(&slots[i].hi, __ATOMIC_ACQUIRE);
+    return *hi > *lo;
+}
+
+/* The root provider: runs with the world stopped. */
 static void push_maps(void)
 {
     size_t n = __atomic_load_n(&used, __ATOMIC_ACQUIRE);
-    for (size_t i = 0; i < n; i++) {
-        uintptr_t lo = __atomic_load_n(&slots[i].lo, __ATOMIC_ACQUIRE);
-        uintptr_t hi = __atomic_load_n(&slots[i].hi, __ATOMIC_ACQUIRE);
-        if (hi > lo)
+    uintptr_t lo, hi;
+    for (size_t i = 0; i < n; i++)
+        if (slot_read(i, &lo, &hi))
             gcm__gc_push_range((const void *)lo, (const void *)hi);
-    }
 }
 
-/* gcm__program_region: a lock-free read of the registry, as push_maps
- * does; a range being changed reads as its old or its new extent. */
+/* gcm__program_region: a range being changed reads as its old or its new
+ * extent. */
 static bool region_of(uintptr_t p, uintptr_t *lo, uintptr_t *hi)
 {
     size_t n = __atomic_load_n(&used, __ATOMIC_ACQUIRE);
-    for (size_t i = 0; i < n; i++) {
-        uintptr_t a = __atomic_load_n(&slots[i].lo, __ATOMIC_ACQUIRE);
-        uintptr_t b = __atomic_load_n(&slots[i].hi, __ATOMIC_ACQUIRE);
-        if (a <= p && p < b) {
-            *lo = a;
-            *hi = b;
+    for (size_t i = 0; i < n; i++)
+        if (slot_read(i, lo, hi) && *lo <= p && p < *hi)
             return true;
-        }
-    }
     return false;
 }
 
