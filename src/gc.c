@@ -489,8 +489,8 @@ __attribute__((noinline, no_sanitize_address)) static void clear_stack_below(siz
  * swapcontext program in gc and leakcheck modes).  bdwgc lets a program
  * that knows its switches say so (GC_set_stackbottom); an unmodified one
  * does not, and no switch passes through us.  So each thread checks where
- * it runs at its allocation checkpoints (gcm__gc_flush, every few dozen
- * KiB of allocation) and before it collects: on a collected object, or on
+ * it runs at its allocation checkpoints (gcm__gc_flush, every 8-256 KiB
+ * of allocation) and before it collects: on a collected object, or on
  * memory the program mapped (preload_maps.c), that does not hold the stack
  * the thread registered, it is on a stack of its own.  Then collections
  * stop for good, with one line saying why, rather than risk the crash:
