@@ -1,6 +1,7 @@
 /*
- * codemap.c — where a loaded object's code lies, and the next definition
- * of a symbol gcmalloc interposes.
+ * codemap.c — the process's address map: where a loaded object's code
+ * lies, which mapping holds an address, and the next definition of a
+ * symbol gcmalloc interposes.
  *
  * Several interposed functions behave differently for calls that come from
  * inside a library gcmalloc depends on (bdwgc's own sigaction, the C
@@ -18,7 +19,9 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <link.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -78,6 +81,72 @@ const char *gcm__object_name(const void *addr)
     struct find f = {(uintptr_t)addr, 0, 0, NULL};
     dl_iterate_phdr(find_object, &f);
     return f.name;
+}
+
+static uintptr_t parse_hex(const char **s)
+{
+    uintptr_t v = 0;
+    for (;;) {
+        char c = **s;
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a' + 10);
+        else
+            return v;
+        v = v * 16 + d;
+        (*s)++;
+    }
+}
+
+/* The mapping of /proc/self/maps that contains p, read in pieces into a
+ * stack buffer: no malloc, no lock of ours, so the collector may ask with
+ * the world stopped.  *grows: it is the main thread's "[stack]", which the
+ * kernel extends downwards on demand. */
+bool gcm__mapping_of(uintptr_t p, uintptr_t *lo, uintptr_t *hi, bool *grows)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char buf[4096];
+    size_t have = 0;
+    bool found = false;
+    for (;;) {
+        ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        buf[have] = '\0';
+        char *line = buf;
+        char *nl;
+        while ((nl = memchr(line, '\n', have - (size_t)(line - buf))) != NULL) {
+            const char *s = line;
+            uintptr_t a = parse_hex(&s);
+            if (*s == '-') {
+                s++;
+                uintptr_t b = parse_hex(&s);
+                if (p >= a && p < b) {
+                    *lo = a;
+                    *hi = b;
+                    *nl = '\0';
+                    *grows = strstr(s, "[stack]") != NULL;
+                    found = true;
+                    break;
+                }
+            }
+            line = nl + 1;
+        }
+        if (found)
+            break;
+        size_t rest = have - (size_t)(line - buf);
+        if (rest == sizeof buf - 1)
+            rest = 0; /* a line longer than the buffer: skip it */
+        memmove(buf, line, rest);
+        have = rest;
+    }
+    close(fd);
+    return found;
 }
 
 void gcm__exe_path(char *buf, size_t cap)

@@ -616,6 +616,10 @@ GCM_HIDDEN void gcm__code_range(const void *sym, uintptr_t *lo, uintptr_t *hi);
 /* The path of the loaded object that contains addr ("" for the executable,
  * NULL for none); walks the loader's list, so callers cache it. */
 GCM_HIDDEN const char *gcm__object_name(const void *addr);
+/* The mapping that holds p, from /proc/self/maps (no malloc, no lock of
+ * ours; a system call per 4 KiB of the map).  *grows: the main thread's
+ * "[stack]".  false when no mapping holds p. */
+GCM_HIDDEN bool gcm__mapping_of(uintptr_t p, uintptr_t *lo, uintptr_t *hi, bool *grows);
 /* The main executable's path as /proc/self/exe names it ("" when it
  * cannot be read); the loader's name for it is "". */
 GCM_HIDDEN void gcm__exe_path(char *buf, size_t cap);

@@ -46,7 +46,6 @@
  * of one, is not waited for.
  */
 #define _GNU_SOURCE
-#include <fcntl.h>
 #include <link.h>
 #include <sched.h>
 #include <stdio.h>
@@ -132,71 +131,6 @@ static void libc_range(uintptr_t *lo, uintptr_t *hi)
 
 /* --- frame-pointer walk ----------------------------------------------------------- */
 
-static uintptr_t parse_hex(const char **s)
-{
-    uintptr_t v = 0;
-    for (;;) {
-        char c = **s;
-        unsigned d;
-        if (c >= '0' && c <= '9')
-            d = (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            d = (unsigned)(c - 'a' + 10);
-        else
-            return v;
-        v = v * 16 + d;
-        (*s)++;
-    }
-}
-
-/* The mapping of /proc/self/maps that contains sp, read in pieces into a
- * stack buffer (no malloc).  *grows: it is the main thread's "[stack]",
- * which the kernel extends downwards on demand. */
-static bool stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi, bool *grows)
-{
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    char buf[4096];
-    size_t have = 0;
-    bool found = false;
-    for (;;) {
-        ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
-        if (r <= 0)
-            break;
-        have += (size_t)r;
-        buf[have] = '\0';
-        char *line = buf;
-        char *nl;
-        while ((nl = memchr(line, '\n', have - (size_t)(line - buf))) != NULL) {
-            const char *s = line;
-            uintptr_t a = parse_hex(&s);
-            if (*s == '-') {
-                s++;
-                uintptr_t b = parse_hex(&s);
-                if (sp >= a && sp < b) {
-                    *lo = a;
-                    *hi = b;
-                    *nl = '\0';
-                    *grows = strstr(s, "[stack]") != NULL;
-                    found = true;
-                    break;
-                }
-            }
-            line = nl + 1;
-        }
-        if (found)
-            break;
-        size_t rest = have - (size_t)(line - buf);
-        if (rest == sizeof buf - 1)
-            rest = 0; /* a line longer than the buffer: skip it */
-        memmove(buf, line, rest);
-        have = rest;
-    }
-    close(fd);
-    return found;
-}
-
 /* The calling thread's stack around sp, cached per thread: read again
  * only when sp is outside the cached one (a signal on an alternate stack).
  * false when unknown. */
@@ -205,7 +139,7 @@ static bool thread_stack(gcm__tls *t, uintptr_t sp)
     if (sp < t->prof_stack_lo || sp >= t->prof_stack_hi) {
         uintptr_t lo = 0, hi = 0;
         bool grows = false;
-        if (!stack_bounds(sp, &lo, &hi, &grows))
+        if (!gcm__mapping_of(sp, &lo, &hi, &grows))
             lo = hi = 0;
         /* The main thread's stack is mapped as far as it has been used;
          * it may grow to its resource limit (8 MiB assumed when
