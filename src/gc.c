@@ -43,11 +43,12 @@
  * profiler's snapshot.  A hook that allocates may cross the goal again; the
  * nested collection is deferred rather than run inside the hook.
  *
- * What the collector scans: stacks of registered threads (thread.c), data
- * segments of loaded objects, other collected objects, and whatever the
- * root providers push (scan arenas, pool caches), through bdwgc's
- * push_other_roots callback, chained to bdwgc's own (which pushes the
- * thread stacks).
+ * What the collector scans: stacks of registered threads (thread.c; those
+ * running on stacks of their own, coroutines, as gc_stacks.c settles them
+ * at each stop), data segments of loaded objects, other collected objects,
+ * and whatever the root providers push (scan arenas, pool caches), through
+ * bdwgc's push_other_roots callback, chained to bdwgc's own (which pushes
+ * the thread stacks).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -112,8 +113,6 @@ static struct {
     int64_t nongc;             /* non-collected memory we hold             */
     int64_t flush_bytes;       /* per-thread fold threshold                */
     int foreign_pending;       /* bdwgc collected on its own: publish it   */
-    int off;                   /* a thread ran on a stack of its own: no
-                                  more collections (see own_stack)         */
 
     /* guarded by mu */
     uint64_t cycles, forced;
@@ -192,6 +191,7 @@ static GC_push_other_roots_proc bdwgc_push_other_roots;
 
 static void GC_CALLBACK push_other_roots(void)
 {
+    gcm__stacks_settle(); /* before bdwgc reads where each stack ends */
     if (bdwgc_push_other_roots != NULL)
         bdwgc_push_other_roots(); /* thread stacks */
     int n = __atomic_load_n(&n_root_providers, __ATOMIC_ACQUIRE);
@@ -225,7 +225,10 @@ static void GC_CALLBACK on_event(GC_EventType e)
         ev.pre_stop = ev.post_stop = ev.mark_start = ev.mark_end = now;
         ev.pre_start = ev.post_start = ev.reclaim_start = ev.reclaim_end = now;
         break;
-    case GC_EVENT_PRE_STOP_WORLD: ev.pre_stop = now; break;
+    case GC_EVENT_PRE_STOP_WORLD:
+        ev.pre_stop = now;
+        gcm__stacks_stop_begin();
+        break;
     case GC_EVENT_POST_STOP_WORLD: ev.post_stop = now; break;
     case GC_EVENT_MARK_START: ev.mark_start = now; break;
     case GC_EVENT_MARK_END: ev.mark_end = now; break;
@@ -478,82 +481,9 @@ __attribute__((noinline, no_sanitize_address)) static void clear_stack_below(siz
  * collect has room for it; bdwgc's own GC_clear_stack clears 1.7 KiB. */
 #define COLLECT_CLEAR_BYTES 2048
 
-/* --- threads on stacks of their own --------------------------------------------- */
-
-/* bdwgc scans a stopped thread's stack from its stack pointer up to the
- * stack's base as registered.  A program that switches stacks itself
- * (coroutines: swapcontext, or an assembly switch as boost.context and
- * libco do) runs on memory it allocated, and a collection that stops a
- * thread there scans from that memory up to the real stack's base, across
- * whatever lies between: it crashed (SIGSEGV inside GC_gcollect, a
- * swapcontext program in gc and leakcheck modes).  bdwgc lets a program
- * that knows its switches say so (GC_set_stackbottom); an unmodified one
- * does not, and no switch passes through us.  So each thread checks where
- * it runs at its allocation checkpoints (gcm__gc_flush, every 8-256 KiB
- * of allocation) and before it collects: on a collected object, or on
- * memory the program mapped (preload_maps.c), that does not hold the stack
- * the thread registered, it is on a stack of its own.  Then collections
- * stop for good, with one line saying why, rather than risk the crash:
- * free is still honoured, leaks are no longer reclaimed or reported.  A
- * collection another thread starts before this one reaches a checkpoint is
- * not covered (docs/preload.md). */
-bool (*gcm__program_region)(uintptr_t p, uintptr_t *lo, uintptr_t *hi);
-
-static bool own_stack(void)
-{
-    gcm__tls *t = &gcm__tls_self;
-    if (!(t->flags & GCM_T_GC_REGISTERED))
-        return false; /* not scanned at all */
-    char here;
-    uintptr_t sp = (uintptr_t)&here, lo, hi;
-    void *base = GC_base(&here);
-    if (base != NULL) {
-        lo = (uintptr_t)base;
-        hi = lo + GC_size(base);
-    } else {
-        bool (*region)(uintptr_t, uintptr_t *, uintptr_t *) =
-            __atomic_load_n(&gcm__program_region, __ATOMIC_ACQUIRE);
-        if (region == NULL || !region(sp, &lo, &hi))
-            return false;
-    }
-    /* A thread the program started on a stack it allocated (pthread_attr_
-     * setstack) has its registered base inside that same block. */
-    struct GC_stack_base sb;
-    if (GC_get_my_stackbottom(&sb) == NULL || sb.mem_base == NULL)
-        return false;
-    uintptr_t bottom = (uintptr_t)sb.mem_base;
-    return bottom <= lo || bottom > hi;
-}
-
-static GCM_NOINLINE void stop_collecting(void)
-{
-    if (__atomic_exchange_n(&G.off, 1, __ATOMIC_ACQ_REL))
-        return;
-    GC_disable(); /* bdwgc's own collections too */
-    gcm__diag("thread %ld runs on a stack of the program's own (coroutines: "
-              "swapcontext or a stack switch), which the collector cannot "
-              "scan: collections are off from now on, so leaks are neither "
-              "reclaimed nor reported (under the preload library, "
-              "GCMALLOC_MODE=fast runs such programs)",
-              (long)syscall(SYS_gettid));
-}
-
-static inline bool collecting_is_off(void)
-{
-    if (GCM_UNLIKELY(__atomic_load_n(&G.off, __ATOMIC_ACQUIRE)))
-        return true;
-    if (GCM_UNLIKELY(own_stack())) {
-        stop_collecting();
-        return true;
-    }
-    return false;
-}
-
 /* Runs one collection.  G.mu must be held. */
 static void collect_locked(int reason, uint64_t goal, bool unmap)
 {
-    if (collecting_is_off())
-        return;
     clear_stack_below(COLLECT_CLEAR_BYTES);
     gcm__gc_allow_threads();
     uint64_t heap0 = heap_now();
@@ -594,8 +524,6 @@ void gcm__gc_flush(gcm__tls *t)
     t->gc_pending = 0;
     t->gc_flush_at = GCM_LOAD(&G.flush_bytes);
     GCM_ADD(&G.alloc_since, pend);
-    if (collecting_is_off())
-        return;
     if (GCM_UNLIKELY(__atomic_load_n(&G.foreign_pending, __ATOMIC_ACQUIRE))) {
         maybe_collect(t);
         return;
@@ -833,6 +761,7 @@ void gcm__gc_init(void)
      * registered by GC_init. */
     gcm__tls *t = &gcm__tls_self;
     t->flags |= GCM_T_GC_REGISTERED;
+    gcm__stacks_registered(t);
     gcm__thread_attach(t);
     pthread_mutex_unlock(&init_mu);
 }

@@ -309,6 +309,21 @@ GCM_HIDDEN void gcm__gc_extra_heap(int64_t n);
  * the memory limit and in MemStats.nongc_sys); negative to remove. */
 GCM_HIDDEN void gcm__gc_nongc(int64_t n);
 
+/* gc_stacks.c: threads on stacks of their own (coroutines).  After a
+ * thread registers with the collector: records its handle and cold end. */
+GCM_HIDDEN void gcm__stacks_registered(gcm__tls *t);
+/* After it unregisters. */
+GCM_HIDDEN void gcm__stacks_unregistered(gcm__tls *t);
+/* When a stop begins (GC_EVENT_PRE_STOP_WORLD), in the collecting thread. */
+GCM_HIDDEN void gcm__stacks_stop_begin(void);
+/* In each stopped thread's suspend-signal handler, before bdwgc's: notes
+ * where the thread runs.  Async-signal-safe. */
+GCM_HIDDEN void gcm__stacks_stopped(void);
+/* World stopped, before bdwgc pushes the thread stacks: moves the cold end
+ * of each thread found on another stack to that stack's end, and pushes
+ * the stacks such threads left. */
+GCM_HIDDEN void gcm__stacks_settle(void);
+
 /* "GC cycle finished" hooks: run after each cycle on the collecting thread,
  * outside the collector's lock, in registration order.  A hook may
  * allocate; a collection it triggers is deferred, and gcm_gc() from a hook
@@ -570,6 +585,18 @@ struct gcm__tls {
     struct plocal *pool_last_local;
     uint32_t pool_slot;
     uint8_t pool_busy;
+    /* gc_stacks.c: where the collector scans this thread's stack (written
+     * by the thread when registered and when stopped, by the collecting
+     * thread while it is stopped) */
+    void *gc_handle;           /* bdwgc's handle; NULL = not registered    */
+    uintptr_t gc_base;         /* the cold end registered                  */
+    uintptr_t gc_bottom;       /* the cold end bdwgc scans up to now       */
+    uintptr_t gc_home_lo;      /* low end of the memory holding the stack
+                                  registered; 0 = not looked up            */
+    uintptr_t gc_away_hi;      /* end of the stack it ran on at the last
+                                  stop, when not its own; 0 = at home      */
+    struct gcm__tls *gc_settle_next;
+    uint32_t gc_stop_epoch;    /* the stop it was last noted in            */
     /* thread.c */
     uint8_t flags;             /* GCM_T_*                                  */
     uint8_t in_hooks;          /* running GC-cycle hooks: no nested cycle  */
@@ -1075,8 +1102,8 @@ GCM_HIDDEN void gcm__pprof_http_fork(int phase);
 struct gcm_memstats;
 GCM_HIDDEN extern void (*gcm__memstats_preload)(struct gcm_memstats *ms);
 /* Set by the preload library (preload_maps.c): the range of a mapping the
- * program made that holds p; false when none does.  gc.c asks it whether
- * a thread runs on a stack of the program's own. */
+ * program made that holds p; false when none does.  gc_stacks.c asks it
+ * whether a thread runs on a stack of the program's own. */
 GCM_HIDDEN extern bool (*gcm__program_region)(uintptr_t p, uintptr_t *lo, uintptr_t *hi);
 /* GCMALLOC_MODE values. */
 enum { GCM_MODE_FAST, GCM_MODE_LEAKCHECK, GCM_MODE_GC };

@@ -61,6 +61,10 @@
  * registers with the collector (gcm__signals_unblock_self): the
  * collector's start, each thread's start, gcm_thread_register.
  *
+ * bdwgc's suspend handler itself is wrapped once GC_init has installed it:
+ * each stopped thread first notes which stack it runs on (gc_stacks.c:
+ * coroutines), then answers the stop as bdwgc does.
+ *
  * Not covered: a raw rt_sigprocmask/rt_sigaction system call made after
  * the thread registered, the obsolete sigset/sigblock/bsd_signal family,
  * and masks restored from a ucontext whose uc_sigmask the program filled
@@ -322,6 +326,36 @@ void gcm__signals_choose(void)
     GC_set_thr_restart_signal(sigs[1]);
 }
 
+/* bdwgc's suspend handler, wrapped: each stopped thread first notes which
+ * stack it is on (gc_stacks.c), then answers the stop as bdwgc does.  The
+ * wrapper's frame is on that stack too, below the signal frame and above
+ * the registers bdwgc saves, so what bdwgc scans is unchanged.  bdwgc
+ * installs it with SA_SIGINFO on Linux. */
+static void (*bdwgc_suspend)(int, siginfo_t *, void *);
+
+static void suspend_handler(int sig, siginfo_t *info, void *context)
+{
+    int saved = errno;
+    gcm__stacks_stopped();
+    errno = saved;
+    bdwgc_suspend(sig, info, context);
+}
+
+static void wrap_suspend_handler(void)
+{
+    typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+    struct sigaction act;
+    if (REAL(F_SIGACTION, sigaction_fn)(sig_suspend, NULL, &act) == 0 &&
+        (act.sa_flags & SA_SIGINFO) && act.sa_sigaction != NULL) {
+        bdwgc_suspend = act.sa_sigaction;
+        act.sa_sigaction = suspend_handler;
+        if (REAL(F_SIGACTION, sigaction_fn)(sig_suspend, &act, NULL) == 0)
+            return;
+    }
+    gcm__diag("cannot wrap the collector's suspend handler: a collection that "
+              "stops a thread on a coroutine's stack may crash");
+}
+
 void gcm__signals_init(void)
 {
     for (int f = 0; f < F__N; f++)
@@ -329,8 +363,10 @@ void gcm__signals_init(void)
     gcm__code_range((const void *)&GC_init, &gc_lo, &gc_hi);
     sig_suspend = GC_get_suspend_signal();
     sig_restart = GC_get_thr_restart_signal();
-    if (sig_suspend > 0 && sig_restart > 0)
+    if (sig_suspend > 0 && sig_restart > 0) {
+        wrap_suspend_handler();
         __atomic_store_n(&active, true, __ATOMIC_RELEASE);
+    }
     gcm__signals_unblock_self();
 }
 

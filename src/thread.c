@@ -136,6 +136,7 @@ static void thread_exit(void *arg)
     pthread_mutex_unlock(&reg_mu);
     if (t->flags & GCM_T_GC_OURS)
         GC_unregister_my_thread();
+    gcm__stacks_unregistered(t);
     t->flags &= (uint8_t)~(GCM_T_GC_REGISTERED | GCM_T_GC_OURS);
     t->flags |= GCM_T_EXITED;
 }
@@ -233,6 +234,7 @@ static void register_with_gc(gcm__tls *t, struct GC_stack_base *sb)
     t->flags |= GCM_T_GC_REGISTERED;
     if (rc == GC_SUCCESS)
         t->flags |= GCM_T_GC_OURS;
+    gcm__stacks_registered(t);
     gcm__signals_unblock_self();
 }
 

@@ -5,14 +5,21 @@
  *   coroutines malloc|mmap   coroutines (ucontext) on stacks from malloc or
  *                            from mmap, allocating and leaking on them and
  *                            on the main stack; blocks each coroutine keeps
- *                            only in its own frame must stay intact.  The
- *                            collected modes cannot scan such stacks: they
- *                            must stop collecting and say so, not crash.
+ *                            only in its own frame, and blocks main keeps
+ *                            only in its frame while it is away on a
+ *                            coroutine, must stay intact through the
+ *                            collections each of them starts.
+ *   threads malloc|mmap      two threads each run coroutines that sit
+ *                            without allocating while a third thread
+ *                            allocates, so that collections stop them on
+ *                            the coroutines' stacks; the same blocks must
+ *                            stay intact.
  *   user-stack malloc|mmap   threads started on a stack the program
  *                            allocated (pthread_attr_setstack): an ordinary
- *                            thread to the collector, which must go on
- *                            collecting.
- * Prints "ok" and exits 0 when every block was intact.
+ *                            thread to the collector.
+ * Prints "ok" and exits 0 when every block was intact.  Blocks that must
+ * stay are allocated in keep() only, so a leak report can be checked for
+ * them by that name.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -21,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <ucontext.h>
 
 enum { NCO = 4, STACK = 256 * 1024, ROUNDS = 100, KEEP = 8, BLOCK = 512 };
@@ -51,26 +59,44 @@ static void churn(void)
         sink = malloc(1024);
 }
 
-/* Blocks only this frame points to, checked after every switch. */
-static void keep_and_check(int id, void (*between)(int))
+/* Blocks only the caller's frame points to, filled with a byte of id's:
+ * the collector reclaiming one shows as a changed byte (gc mode clears
+ * what it hands out again), and a leak report naming keep() is false. */
+static __attribute__((noinline)) void keep(char *mine[KEEP], int id)
 {
-    char *mine[KEEP];
     for (int i = 0; i < KEEP; i++) {
         mine[i] = malloc(BLOCK);
         memset(mine[i], 'A' + id, BLOCK);
     }
+}
+
+static void check(char *mine[KEEP], int id)
+{
+    for (int i = 0; i < KEEP; i++)
+        for (int j = 0; j < BLOCK; j++)
+            if (mine[i][j] != 'A' + id) {
+                __atomic_add_fetch(&bad, 1, __ATOMIC_RELAXED);
+                break;
+            }
+}
+
+static void release(char *mine[KEEP])
+{
+    for (int i = 0; i < KEEP; i++)
+        free(mine[i]);
+}
+
+/* Keeps blocks, and checks them after every call of between(). */
+static void keep_and_check(int id, void (*between)(int))
+{
+    char *mine[KEEP];
+    keep(mine, id);
     for (int r = 0; r < ROUNDS; r++) {
         churn();
         between(id);
-        for (int i = 0; i < KEEP; i++)
-            for (int j = 0; j < BLOCK; j++)
-                if (mine[i][j] != 'A' + id) {
-                    __atomic_add_fetch(&bad, 1, __ATOMIC_RELAXED);
-                    break;
-                }
+        check(mine, id);
     }
-    for (int i = 0; i < KEEP; i++)
-        free(mine[i]);
+    release(mine);
 }
 
 /* --- coroutines --------------------------------------------------------------------- */
@@ -83,6 +109,8 @@ static void co_body(int id) { keep_and_check(id, yield); }
 
 static int coroutines(void)
 {
+    char *mine[KEEP]; /* main's own, while it is away on the coroutines */
+    keep(mine, NCO);
     for (int i = 0; i < NCO; i++) {
         getcontext(&co_ctx[i]);
         co_ctx[i].uc_stack.ss_sp = stack_alloc(STACK);
@@ -97,7 +125,85 @@ static int coroutines(void)
         for (int i = 0; i < NCO; i++) {
             swapcontext(&main_ctx, &co_ctx[i]);
             churn();
+            check(mine, NCO);
         }
+    release(mine);
+    return 0;
+}
+
+/* --- threads whose coroutines are stopped where they sit ------------------------------ */
+
+enum { NTH = 2, TCO = 2, TROUNDS = 20 };
+
+struct sched {
+    ucontext_t home, co[TCO];
+    int id;
+};
+
+static int running; /* worker threads not finished */
+
+static void spin_ms(int ms)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+}
+
+/* Allocates nothing after its blocks: collections started by the
+ * allocating thread stop this one here, on the coroutine's stack. */
+static void sitter(struct sched *s, int k)
+{
+    int id = s->id * TCO + k;
+    char *mine[KEEP];
+    keep(mine, id);
+    for (int r = 0; r < TROUNDS; r++) {
+        spin_ms(2);
+        check(mine, id);
+        swapcontext(&s->co[k], &s->home);
+    }
+    release(mine);
+}
+
+static void *worker(void *arg)
+{
+    struct sched *s = arg;
+    char *mine[KEEP]; /* the thread's own stack's, while it is away */
+    keep(mine, NCO + 1 + s->id);
+    for (int k = 0; k < TCO; k++) {
+        getcontext(&s->co[k]);
+        s->co[k].uc_stack.ss_sp = stack_alloc(STACK);
+        if (s->co[k].uc_stack.ss_sp == NULL)
+            abort();
+        s->co[k].uc_stack.ss_size = STACK;
+        s->co[k].uc_link = &s->home;
+        makecontext(&s->co[k], (void (*)(void))sitter, 2, s, k);
+    }
+    for (int r = 0; r <= TROUNDS; r++)
+        for (int k = 0; k < TCO; k++) {
+            swapcontext(&s->home, &s->co[k]);
+            check(mine, NCO + 1 + s->id);
+        }
+    release(mine);
+    __atomic_sub_fetch(&running, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static int threads(void)
+{
+    static struct sched s[NTH];
+    pthread_t th[NTH];
+    running = NTH;
+    for (int i = 0; i < NTH; i++) {
+        s[i].id = i;
+        if (pthread_create(&th[i], NULL, worker, &s[i]) != 0)
+            return 3;
+    }
+    while (__atomic_load_n(&running, __ATOMIC_ACQUIRE) > 0)
+        churn(); /* the collections */
+    for (int i = 0; i < NTH; i++)
+        pthread_join(th[i], NULL);
     return 0;
 }
 
@@ -132,13 +238,15 @@ static int user_stacks(void)
 int main(int argc, char **argv)
 {
     if (argc != 3 || (strcmp(argv[2], "malloc") != 0 && strcmp(argv[2], "mmap") != 0)) {
-        fprintf(stderr, "usage: %s coroutines|user-stack malloc|mmap\n", argv[0]);
+        fprintf(stderr, "usage: %s coroutines|threads|user-stack malloc|mmap\n", argv[0]);
         return 2;
     }
     use_mmap = strcmp(argv[2], "mmap") == 0;
     int rc;
     if (strcmp(argv[1], "coroutines") == 0)
         rc = coroutines();
+    else if (strcmp(argv[1], "threads") == 0)
+        rc = threads();
     else if (strcmp(argv[1], "user-stack") == 0)
         rc = user_stacks();
     else
