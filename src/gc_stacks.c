@@ -138,7 +138,7 @@ void gcm__stacks_stop_begin(void)
     __atomic_add_fetch(&stop_epoch, 1, __ATOMIC_ACQ_REL);
 }
 
-GCM_NOINLINE void gcm__stacks_stopped(void)
+void gcm__stacks_stopped(void)
 {
     note(&gcm__tls_self, (uintptr_t)__builtin_frame_address(0));
 }

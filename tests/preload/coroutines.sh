@@ -41,8 +41,9 @@ for what in coroutines threads user-stack; do
                 exit 1
             fi
             # Nothing else to say: no line but gctrace's and the leak report's.
-            if grep -v -e '^gc [0-9]' -e '^gcmalloc: leakcheck:' -e '^gcmalloc:  ' "$tmp/err" | grep -q .; then
-                echo "FAIL: $case: unexpected lines:"; grep -v -e '^gc [0-9]' -e '^gcmalloc:  ' "$tmp/err"
+            other() { grep -v -e '^gc [0-9]' -e '^gcmalloc: leakcheck:' -e '^gcmalloc:  ' "$tmp/err"; }
+            if other | grep -q .; then
+                echo "FAIL: $case: unexpected lines:"; other
                 exit 1
             fi
         done
