@@ -740,6 +740,7 @@ void gcm__gc_init(void)
     GC_set_abort_func(abort_proc);
     gcm__signals_choose(); /* GCMALLOC_GC_SIGNALS, before GC_init */
     GC_init();
+    gcm__scan_init(); /* GCMALLOC_POINTER_ALIGN: the kind objects are of */
     gcm__thread_main_tls_root();
     /* From here on the program's signal masks leave bdwgc's stop-the-world
      * signals deliverable (signals.c): its handlers are installed now. */
@@ -824,7 +825,7 @@ static inline void *alloc(size_t n, bool atomic, const void *caller)
         errno = ENOMEM;
         return NULL;
     }
-    void *p = atomic ? GC_MALLOC_ATOMIC(n) : GC_MALLOC(n);
+    void *p = atomic ? GC_MALLOC_ATOMIC(n) : gcm__scan_malloc(n);
     if (GCM_UNLIKELY(p == NULL)) {
         errno = ENOMEM;
         return NULL;
@@ -1139,8 +1140,9 @@ struct gcm__fcache {
     uint64_t cycle;               /* G.cycles when the lists were started */
 };
 
-static int kind_normal = -1;     /* bdwgc's kind number of GC_MALLOC's (any
-                                    thread may set it first: atomic) */
+static int kind_normal = -1;     /* bdwgc's kind number of the objects
+                                    gcm__scan_malloc makes (any thread may
+                                    set it first: atomic) */
 
 static void fcache_drop(gcm__tls *t)
 {
@@ -1154,7 +1156,7 @@ static struct gcm__fcache *fcache_of(gcm__tls *t)
     if (GCM_LIKELY(t->gc_fcache != NULL))
         return t->gc_fcache;
     if (GCM_LOAD(&kind_normal) < 0) {
-        void *probe = GC_MALLOC(16);
+        void *probe = gcm__scan_malloc(16);
         if (probe == NULL)
             return NULL;
         GCM_STORE(&kind_normal, GC_get_kind_and_size(probe, NULL));
@@ -1243,7 +1245,7 @@ void *gcm__gc_alloc(size_t n, size_t align, size_t head, unsigned flags,
         else if (flags & GCM_GCA_ATOMIC)
             base = GC_MALLOC_ATOMIC(n + extra);
         else
-            base = GC_MALLOC(n + extra);
+            base = gcm__scan_malloc(n + extra);
         if (GCM_UNLIKELY(base == NULL)) {
             errno = ENOMEM;
             return NULL;

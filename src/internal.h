@@ -79,6 +79,7 @@ typedef enum gcm__opt_id {
     GCM_OPT_MODE,
     GCM_OPT_LEAKS,
     GCM_OPT_UNTRACKED_LIBS,
+    GCM_OPT_POINTER_ALIGN,
     GCM_OPT_POOLSTATS,
     GCM_OPT_PPROF_ADDR,
     GCM_OPT_PPROF_ALLOW_REMOTE,
@@ -308,6 +309,15 @@ GCM_HIDDEN void gcm__gc_extra_heap(int64_t n);
 /* Adds n bytes to the non-collected memory gcmalloc holds (counted against
  * the memory limit and in MemStats.nongc_sys); negative to remove. */
 GCM_HIDDEN void gcm__gc_nongc(int64_t n);
+
+/* gc_scan.c: where the collector looks for pointers inside collected
+ * objects (GCMALLOC_POINTER_ALIGN).  gcm__scan_init runs once, after
+ * GC_init and before any other thread allocates. */
+GCM_HIDDEN void gcm__scan_init(void);
+/* A cleared, collectable object of n bytes that may hold pointers, of
+ * bdwgc's NORMAL kind or of ours; NULL when out of memory (the caller
+ * sets errno). */
+GCM_HIDDEN void *gcm__scan_malloc(size_t n);
 
 /* gc_stacks.c: threads on stacks of their own (coroutines).  After a
  * thread registers with the collector: records its handle and cold end. */

@@ -166,6 +166,14 @@ static const gcm__opt_def table[GCM_OPT__COUNT] = {
                "they keep pointers where no collector looks (HotSpot's libjvm.so "
                "writes them into generated code)",
     },
+    [GCM_OPT_POINTER_ALIGN] = {
+        .name = "GCMALLOC_POINTER_ALIGN", .type = GCM_OT_ENUM, .def = "4",
+        .words = (const char *const[]){"8", "4", "2", "1", NULL},
+        .doc = "bytes between the places the collector looks for a pointer "
+               "inside a collected object: 8 = aligned words only (bdwgc's "
+               "own); 4 also finds pointers in packed structs of ints; "
+               "2 and 1 any packing, at more cost",
+    },
     [GCM_OPT_POOLSTATS] = {
         .name = "GCMALLOC_POOLSTATS", .type = GCM_OT_BOOL, .def = "0",
         .doc = "print each pool's statistics (gets, hit rate and where hits "
