@@ -19,7 +19,7 @@ endif
 
 # Build and test dependencies (Debian 12 package names).
 PACKAGES := gcc make cmake pkg-config libgc-dev libmimalloc-dev libcmocka-dev \
-            zlib1g-dev golang-go libunwind-dev python3 \
+            zlib1g-dev golang-go libunwind-dev python3 ruby \
             libapr1-dev libtalloc-dev sqlite3 libmicrohttpd-dev libiberty-dev \
             protobuf-compiler golang-github-google-pprof-dev
 # Only `make bench` needs these: peers it compares against.
@@ -61,6 +61,7 @@ bench: build
 	bash bench/run_pool.sh $(BUILD) 1s 2>&1 | tee $(BENCH_OUT)/bench_pool.txt
 	$(BUILD)/bench/bench_strategies -benchtime 1s | tee $(BENCH_OUT)/bench_strategies.txt
 	bash bench/preload_bench.sh $(BUILD) 7 | tee $(BENCH_OUT)/preload_bench.txt
+	bash bench/pointer_align.sh $(BUILD) 3 | tee $(BENCH_OUT)/pointer_align.txt
 	bash bench/peer_bench.sh $(BUILD) 5 | tee $(BENCH_OUT)/peer_bench.txt
 
 # Sanitizer builds live in their own trees so they never mix with the main one.

@@ -3,7 +3,9 @@
 # under glibc's malloc: python3 (an allocation-heavy script and a threaded
 # one), sqlite3 (200k inserts with an index, a join, VACUUM), sort of a
 # large generated file, our multithreaded producer/consumer that frees on
-# another thread, and a sigwait server whose threads block every signal.  Each mode's output must equal glibc's, and each
+# another thread, a sigwait server whose threads block every signal, and
+# ruby (files read line by line, fibers; ruby_io.rb), which keeps pointers
+# in packed structs.  Each mode's output must equal glibc's, and each
 # mode's gctrace, profile and leak report must be readable.
 #
 # Usage: run_programs.sh PRELOAD_SO PRODCONS_BIN TRACE_TOOL SIGBLOCK_BIN [MODES...]
@@ -37,7 +39,7 @@ run_one() { # name mode(-|fast|...) command...
     echo $? > "$tmp/$name.$mode.rc"
 }
 
-programs=(py_alloc py_threads sqlite sort prodcons sigblock)
+programs=(py_alloc py_threads sqlite sort prodcons sigblock ruby)
 cmd_for() {
     case $1 in
     py_alloc)   echo /usr/bin/python3 "$here/alloc_heavy.py" ;;
@@ -46,6 +48,7 @@ cmd_for() {
     sort)       echo sort "$tmp/sort.in" ;;
     prodcons)   echo "$prodcons" 4 4 20000 ;;
     sigblock)   echo "$sigblock" 4 2000 ;;
+    ruby)       echo env GCMALLOC_GOGC=5 ruby "$here/ruby_io.rb" "$tmp" ;;
     esac
 }
 
