@@ -1,6 +1,7 @@
-# Sourced by preload_bench.sh and peer_bench.sh: the allocators they run a
-# program under, side by side, the environment of each, and how their
-# results are summed up (median, ratio_table).  Needs $lib
+# Sourced by preload_bench.sh, peer_bench.sh and pointer_align.sh: the
+# allocators they run a program under, side by side, the environment of
+# each, how the runs are interleaved (run_rounds) and how their results
+# are summed up (median, ratio_table).  Needs $lib
 # (libgcmalloc-preload.so); $extra, when set, is added to the gcm
 # configurations that profile (PEER_ENV=GCMALLOC_PROFILE_RATE=1, say).
 mi=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
@@ -35,5 +36,28 @@ ratio_table() { # title, reference config, figures array name, row suffix
             row+=$(awk -v a="${f[$c.$w]}" -v b="${f[$ref.$w]}" 'BEGIN { printf " %.2f |", a / b }')
         done
         echo "$row"
+    done
+}
+
+# Runs every configuration on every workload, interleaved round-robin,
+# $rounds times: appends each `run CONFIG WORKLOAD` figure to the named
+# array's CONFIG.WORKLOAD entry.  Then every configuration that ran a
+# workload (wrote $tmp/out.CONFIG.WORKLOAD) must have printed what glibc
+# printed.  Uses the script's configs, workloads, rounds, tmp and run.
+run_rounds() { # figures array name
+    local -n into=$1; local r w c
+    for ((r = 0; r < rounds; r++)); do
+        for w in "${workloads[@]}"; do
+            for c in "${configs[@]}"; do
+                into[$c.$w]+="$(run "$c" "$w") "
+            done
+        done
+    done
+    for w in "${workloads[@]}"; do
+        for c in "${configs[@]}"; do
+            [[ -e $tmp/out.$c.$w ]] || continue
+            cmp -s "$tmp/out.glibc.$w" "$tmp/out.$c.$w" || {
+                echo "output of $w under $c differs from glibc's" >&2; exit 1; }
+        done
     done
 }

@@ -15,7 +15,7 @@ build=$1 rounds=${2:-5}
 src=$(cd "$(dirname "$0")/.." && pwd)
 lib=$build/libgcmalloc-preload.so
 mt=$build/bench/mt_alloc trees=$build/bench/trees
-source "$(dirname "$0")/allocators.sh" # median, ratio_table
+source "$(dirname "$0")/allocators.sh" # median, ratio_table, run_rounds
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 for f in "$lib" "$mt" "$trees"; do [[ -e $f ]] || { echo "missing $f" >&2; exit 2; }; done
 command -v sqlite3 >/dev/null || { echo "sqlite3 not installed" >&2; exit 2; }
@@ -46,20 +46,7 @@ run() { # config workload -> prints nanoseconds, or - when not run
 }
 
 declare -A times med
-for ((r = 0; r < rounds; r++)); do
-    for w in "${workloads[@]}"; do
-        for c in "${configs[@]}"; do
-            times[$c.$w]+="$(run "$c" "$w") "
-        done
-    done
-done
-for w in "${workloads[@]}"; do
-    for c in "${configs[@]}"; do
-        [[ -e $tmp/out.$c.$w ]] || continue
-        cmp -s "$tmp/out.glibc.$w" "$tmp/out.$c.$w" || {
-            echo "output of $w under $c differs from glibc's" >&2; exit 1; }
-    done
-done
+run_rounds times
 
 echo "goos: linux"; echo "goarch: amd64"; echo "pkg: gcmalloc/bench/pointer_align"
 grep -m1 'model name' /proc/cpuinfo | sed 's/.*: /cpu: /'

@@ -16,7 +16,7 @@ build=$1 rounds=${2:-5}
 src=$(cd "$(dirname "$0")/.." && pwd)
 lib=$build/libgcmalloc-preload.so
 mt=$build/bench/mt_alloc
-source "$(dirname "$0")/allocators.sh" # mi, je, env_for
+source "$(dirname "$0")/allocators.sh" # mi, je, env_for, run_rounds
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 for f in "$lib" "$mt" "$mi" "$je"; do [[ -e $f ]] || { echo "missing $f" >&2; exit 2; }; done
 command -v sqlite3 >/dev/null || { echo "sqlite3 not installed" >&2; exit 2; }
@@ -41,20 +41,7 @@ run() { # config workload -> prints nanoseconds
 }
 
 declare -A times
-for ((r = 0; r < rounds; r++)); do
-    for w in "${workloads[@]}"; do
-        for c in "${configs[@]}"; do
-            times[$c.$w]+="$(run "$c" "$w") "
-        done
-    done
-done
-# Every configuration must have printed what glibc printed.
-for w in "${workloads[@]}"; do
-    for c in "${configs[@]}"; do
-        cmp -s "$tmp/out.glibc.$w" "$tmp/out.$c.$w" || {
-            echo "output of $w under $c differs from glibc's" >&2; exit 1; }
-    done
-done
+run_rounds times
 
 declare -A med
 echo "goos: linux"; echo "goarch: amd64"; echo "pkg: gcmalloc/bench/preload"
