@@ -50,7 +50,7 @@
  * or less, and is left out until that is understood.
  */
 #define _GNU_SOURCE
-#include <string.h>
+#include <stdint.h>
 
 #define GC_THREADS
 #define GC_NO_THREAD_REDIRECTS
@@ -71,9 +71,18 @@ static int scan_kind = -1;   /* our kind; -1 = bdwgc's NORMAL is used */
 /* The values GCMALLOC_POINTER_ALIGN accepts, in its table's order. */
 static const unsigned steps[] = {8, 4, 2, 1};
 
+/* A word read at any address: the load the compiler emits for it says
+ * so, where a plain uintptr_t load at an odd address would be undefined. */
+typedef uintptr_t __attribute__((aligned(1), may_alias)) unaligned_word;
+
 /* The mark procedure of our kind: every candidate at `step` bytes.  It may
  * run on several marker threads at once and on objects still on a free
- * list (cleared but for their link); it only reads. */
+ * list (cleared but for their link); it only reads.  Like bdwgc's own
+ * marker (not built with AddressSanitizer) it reads whatever the object
+ * holds, redzones included when the object serves as a coroutine's stack,
+ * so it is not instrumented; the load is written out for the same reason
+ * (ASan checks a memcpy call even from an uninstrumented function). */
+__attribute__((no_sanitize_address))
 static struct GC_ms_entry *mark_unaligned(GC_word *addr,
                                           struct GC_ms_entry *msp,
                                           struct GC_ms_entry *lim,
@@ -89,8 +98,7 @@ static struct GC_ms_entry *mark_unaligned(GC_word *addr,
     const uintptr_t hi = (uintptr_t)GC_greatest_plausible_heap_addr;
     const unsigned s = step;
     for (; p <= last; p += s) {
-        uintptr_t v;
-        memcpy(&v, p, sizeof v); /* an unaligned load */
+        uintptr_t v = *(const unaligned_word *)p;
         if (v >= lo && v <= hi)
             msp = GC_mark_and_push((void *)v, msp, lim, (void **)p);
     }
