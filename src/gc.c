@@ -706,6 +706,9 @@ bool gcm__gc_starting_markers(void)
 }
 
 static void fcache_drop(gcm__tls *t); /* the free-block cache, below */
+static int kind_normal;               /* bdwgc's kind number of the objects
+                                         gcm__scan_malloc makes; set once,
+                                         before any is made */
 
 void gcm__gc_init(void)
 {
@@ -741,6 +744,7 @@ void gcm__gc_init(void)
     gcm__signals_choose(); /* GCMALLOC_GC_SIGNALS, before GC_init */
     GC_init();
     gcm__scan_init(); /* GCMALLOC_POINTER_ALIGN: the kind objects are of */
+    kind_normal = gcm__scan_kind();
     gcm__thread_main_tls_root();
     /* From here on the program's signal masks leave bdwgc's stop-the-world
      * signals deliverable (signals.c): its handlers are installed now. */
@@ -1140,9 +1144,6 @@ struct gcm__fcache {
     uint64_t cycle;               /* G.cycles when the lists were started */
 };
 
-static int kind_normal = -1;     /* bdwgc's kind number of the objects
-                                    gcm__scan_malloc makes (any thread may
-                                    set it first: atomic) */
 
 static void fcache_drop(gcm__tls *t)
 {
@@ -1155,13 +1156,6 @@ static struct gcm__fcache *fcache_of(gcm__tls *t)
 {
     if (GCM_LIKELY(t->gc_fcache != NULL))
         return t->gc_fcache;
-    if (GCM_LOAD(&kind_normal) < 0) {
-        void *probe = gcm__scan_malloc(16);
-        if (probe == NULL)
-            return NULL;
-        GCM_STORE(&kind_normal, GC_get_kind_and_size(probe, NULL));
-        GC_free(probe);
-    }
     t->gc_fcache = GC_malloc_uncollectable(sizeof(struct gcm__fcache));
     return t->gc_fcache;
 }
@@ -1194,7 +1188,7 @@ static inline bool fcache_put(gcm__tls *t, void *base, size_t fp, int kind)
     if (fp > FC_MAX)
         return false;
     struct gcm__fcache *fc = fcache_of(t);
-    if (fc == NULL || kind != GCM_LOAD(&kind_normal))
+    if (fc == NULL || kind != kind_normal)
         return false; /* uncollectable (the C library's) or pointer-free */
     uint64_t cycle = GCM_LOAD(&G.cycles);
     if (GCM_UNLIKELY(fc->cycle != cycle)) {
@@ -1314,9 +1308,9 @@ void gcm__gc_free_any(void *p)
  * A caller that kept what gcm__gc_alloc told it needs neither. */
 void gcm__gc_free_obj(void *p, const gcm__gc_obj *obj)
 {
-    int kind = GCM_LOAD(&kind_normal);
+    int kind = kind_normal;
     size_t fp = obj->fp;
-    if (GCM_UNLIKELY(fp == 0 || kind < 0))
+    if (GCM_UNLIKELY(fp == 0))
         kind = GC_get_kind_and_size(obj->base, &fp);
     free_object(p, obj->base, fp, kind);
 }

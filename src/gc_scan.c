@@ -35,7 +35,7 @@
  * is private to bdwgc.  So it scans the whole object at once: a pointer-
  * dense object of megabytes may overflow the mark stack, which bdwgc
  * handles (it grows the stack and rescans from the marked objects), at the
- * cost of that rescan — measured in docs/performance.md.
+ * cost of that rescan (not measured: the benchmarks' objects are small).
  *
  * Allocation.  bdwgc's per-thread free lists serve only its built-in
  * kinds; GC_malloc_kind of any other kind takes the allocation lock for
@@ -55,7 +55,7 @@
 #define GC_THREADS
 #define GC_NO_THREAD_REDIRECTS
 #include <gc/gc.h>
-#include <gc/gc_inline.h> /* GC_malloc_kind */
+#include <gc/gc_inline.h> /* GC_malloc_kind, GC_I_NORMAL */
 #include <gc/gc_mark.h>
 #include <mimalloc.h>
 
@@ -129,6 +129,11 @@ void gcm__scan_init(void)
     /* Cleared on allocation, as NORMAL objects are: a stale pointer left
      * in a reused object would keep its target alive. */
     scan_kind = (int)GC_new_kind(heads, GC_MAKE_PROC(proc, 0), 0, 1);
+}
+
+int gcm__scan_kind(void)
+{
+    return scan_kind >= 0 ? scan_kind : GC_I_NORMAL;
 }
 
 void *gcm__scan_malloc(size_t n)

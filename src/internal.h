@@ -318,6 +318,8 @@ GCM_HIDDEN void gcm__scan_init(void);
  * bdwgc's NORMAL kind or of ours; NULL when out of memory (the caller
  * sets errno). */
 GCM_HIDDEN void *gcm__scan_malloc(size_t n);
+/* bdwgc's kind number of the objects gcm__scan_malloc makes. */
+GCM_HIDDEN int gcm__scan_kind(void);
 
 /* gc_stacks.c: threads on stacks of their own (coroutines).  After a
  * thread registers with the collector: records its handle and cold end. */
