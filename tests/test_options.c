@@ -483,6 +483,36 @@ static void test_env_good_and_bad(void **state)
     gcm__options_reload();
 }
 
+/* GCMALLOC_POINTER_ALIGN takes only the steps the mark procedure has: a
+ * number between them is refused with one line, and the default (4) kept,
+ * not rounded to a neighbour. */
+static void test_pointer_align_values(void **state)
+{
+    (void)state;
+    static const char *const bad_values[] = {"3", "16", "0", "4.0"};
+    for (size_t i = 0; i < sizeof bad_values / sizeof bad_values[0]; i++) {
+        setenv("GCMALLOC_POINTER_ALIGN", bad_values[i], 1);
+        capture_stderr_begin();
+        gcm__options_reload();
+        char *out = capture_end();
+        assert_int_equal(count_lines(out), 1);
+        char want[160];
+        snprintf(want, sizeof want,
+                 "gcmalloc: GCMALLOC_POINTER_ALIGN=\"%s\": not one of the allowed "
+                 "words; expected one of: 8, 4, 2, 1; using default 4", bad_values[i]);
+        assert_non_null(strstr(out, want));
+        assert_int_equal(gcm__opt_int(GCM_OPT_POINTER_ALIGN), 1); /* "4" */
+        assert_int_equal(gcm__opt_source_of(GCM_OPT_POINTER_ALIGN), GCM_SRC_INVALID);
+    }
+    setenv("GCMALLOC_POINTER_ALIGN", "8", 1);
+    gcm__options_reload();
+    assert_int_equal(gcm__opt_int(GCM_OPT_POINTER_ALIGN), 0);
+    assert_int_equal(gcm__opt_source_of(GCM_OPT_POINTER_ALIGN), GCM_SRC_ENV);
+    unsetenv("GCMALLOC_POINTER_ALIGN");
+    gcm__options_reload();
+    assert_int_equal(gcm__opt_int(GCM_OPT_POINTER_ALIGN), 1);
+}
+
 /* An enum row's bad value names the words it accepts and keeps the
  * default (GCMALLOC_PROFILE_SYMBOLS: a typo must not turn on the costly
  * mode, nor turn names off). */
@@ -592,6 +622,7 @@ int main(void)
         cmocka_unit_test(test_docs_match_table),
         cmocka_unit_test(test_env_good_and_bad),
         cmocka_unit_test(test_enum_row_bad_value),
+        cmocka_unit_test(test_pointer_align_values),
         cmocka_unit_test(test_verbose_listing),
         cmocka_unit_test(test_bad_values_never_crash),
         cmocka_unit_test(test_getenv_direct),
