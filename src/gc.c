@@ -97,6 +97,11 @@ static int64_t unix_ns(void)
 
 /* --- state ------------------------------------------------------------------- */
 
+/* Bounds on what all threads' free-block caches hold together (the cache
+ * is described below, at fcache_put). */
+#define FC_CAP_MIN ((int64_t)4 << 20)
+#define FC_CAP_MAX ((int64_t)256 << 20)
+
 static struct {
     int ready;                 /* bdwgc initialized and configured         */
     pthread_mutex_t mu;        /* serializes cycles                        */
@@ -112,6 +117,9 @@ static struct {
     int64_t extra;             /* heap outside the GC heap (arenas)        */
     int64_t nongc;             /* non-collected memory we hold             */
     int64_t flush_bytes;       /* per-thread fold threshold                */
+    int64_t fc_reserved;       /* bytes all threads' free-block caches may
+                                  hold now (their reservations)            */
+    int64_t fc_cap;            /* ... and at most, from the pacer's room   */
     int foreign_pending;       /* bdwgc collected on its own: publish it   */
 
     /* guarded by mu */
@@ -121,7 +129,8 @@ static struct {
     uint64_t live_objects;
     gcm__counts at_cycle;      /* thread counters when the last cycle ended */
     bool markers_started;
-} G = {.mu = PTHREAD_MUTEX_INITIALIZER, .flush_bytes = 64 * 1024};
+} G = {.mu = PTHREAD_MUTEX_INITIALIZER, .flush_bytes = 64 * 1024,
+       .fc_cap = FC_CAP_MIN};
 
 /* Filled by the event callback, in the collecting thread, inside bdwgc's
  * lock.  Read after GC_gcollect returns. */
@@ -317,21 +326,32 @@ static uint64_t heap_now(void)
 
 /* Per-thread fold threshold: small enough that all threads together
  * overshoot the goal by a few percent at most, large enough that folding is
- * rare. */
-static void update_flush_bytes(uint64_t goal, uint64_t live)
+ * rare.  And the cap on what the threads' free-block caches hold together
+ * (see fcache_put): half the room the pacer leaves before the next cycle,
+ * so that blocks one thread keeps from the others cannot move the heap by
+ * more than half a cycle's growth; never below FC_CAP_MIN, and FC_CAP_MAX
+ * when nothing bounds the heap (no goal). */
+static void update_thread_limits(uint64_t goal, uint64_t live)
 {
     int64_t fb = 256 * 1024;
+    int64_t cap = FC_CAP_MAX;
     if (goal > live) {
         int threads = gcm__thread_count();
         uint64_t per = (goal - live) / (32 * (uint64_t)(threads > 0 ? threads : 1));
         if (per < (uint64_t)fb)
             fb = (int64_t)per;
+        if ((goal - live) / 2 < (uint64_t)cap)
+            cap = (int64_t)((goal - live) / 2);
     } else if (goal != 0) {
         fb = 0;
+        cap = 0;
     }
     if (fb < 8 * 1024)
         fb = 8 * 1024;
+    if (cap < FC_CAP_MIN)
+        cap = FC_CAP_MIN;
     GCM_STORE(&G.flush_bytes, fb);
+    GCM_STORE(&G.fc_cap, cap);
 }
 
 enum { REASON_PACER, REASON_FORCED, REASON_FOREIGN };
@@ -387,7 +407,7 @@ static void finish_cycle(int reason, uint64_t heap0, uint64_t goal,
     current_goal(&next);
     c.next_goal = next.goal;
     c.globals = globals_size();
-    update_flush_bytes(next.goal, c.heap2);
+    update_thread_limits(next.goal, c.heap2);
 
     G.gc_cpu_total_ns += c.gc_cpu_ns;
     int64_t elapsed = now - start_ns;
@@ -618,6 +638,8 @@ static void GC_CALLBACK finalizer_notify(void)
         sem_post(&fin_sem);
 }
 
+static uint64_t fcache_reserved(const struct gcm__fcache *fc); /* below */
+
 /* fork(): our cycle mutex is the outermost lock (a cycle takes bdwgc's
  * lock inside it).  bdwgc's own fork handling is driven from here
  * (GC_set_handle_fork(-1)) so that its lock is taken after ours, as a
@@ -633,6 +655,10 @@ void gcm__gc_fork_outer(int phase)
     } else {
         pthread_mutex_init(&G.mu, NULL);
         __atomic_store_n(&G.markers_started, false, __ATOMIC_RELEASE);
+        /* The other threads' free-block caches are gone with them; only
+         * this thread's reservation is still held. */
+        struct gcm__fcache *fc = gcm__tls_self.gc_fcache;
+        GCM_STORE(&G.fc_reserved, fc != NULL ? (int64_t)fcache_reserved(fc) : 0);
     }
 }
 
@@ -759,7 +785,7 @@ void gcm__gc_init(void)
 
     gcm__pacer_goal g;
     current_goal(&g);
-    update_flush_bytes(g.goal, 0);
+    update_thread_limits(g.goal, 0);
     __atomic_store_n(&G.ready, 1, __ATOMIC_RELEASE);
 
     /* The calling thread (normally main, from the constructor) is
@@ -983,7 +1009,7 @@ int gcm_set_gc_percent(int percent)
                                    percent < 0 ? GCM_OPT_OFF : (int64_t)percent);
     gcm__pacer_goal g;
     current_goal(&g);
-    update_flush_bytes(g.goal, GCM_LOAD(&G.live));
+    update_thread_limits(g.goal, GCM_LOAD(&G.live));
     return old == GCM_OPT_OFF ? -1 : (int)old;
 }
 
@@ -996,7 +1022,7 @@ int64_t gcm_set_memory_limit(int64_t bytes)
     gcm__opt_set_int(GCM_OPT_MEMLIMIT, bytes == INT64_MAX ? GCM_OPT_OFF : bytes);
     gcm__pacer_goal g;
     current_goal(&g);
-    update_flush_bytes(g.goal, GCM_LOAD(&G.live));
+    update_thread_limits(g.goal, GCM_LOAD(&G.live));
     return old;
 }
 
@@ -1117,38 +1143,58 @@ void gcm__gc_snapshot(gcm__gc_state *s)
  * it under us.  When a thread exits its cache is dropped; the collector
  * reclaims the blocks.
  *
- * How much to keep.  A program that frees in batches (a request's objects
- * at its end, sh6bench's 4,000 at a time) overflows a small cache, and
- * every block past it pays GC_free's lock: with 64 blocks a size and
- * 256 KiB a thread, two threads of peer_alloc sh6 spent 41% of their time
- * in that lock's mutex, 5x glibc's time in leakcheck mode; with 256 and
- * 1 MiB, half of that.  What a larger cache costs is not resident memory
- * (a block GC_free takes back stays in bdwgc's heap, on its free lists)
- * but sharing: a cached block serves only its thread, and is live to the
- * collector.  So the cache lasts one cycle: the first free after a
- * collection drops the thread's lists (their blocks are garbage to the
- * next one, reclaimed by its sweep without any lock per block) and starts
- * anew.  A thread can then hold at most FC_BUDGET of blocks away from the
- * others, and only until the heap grows enough to call a collection; and
- * what the collector counts live at a cycle is short by at most that per
- * thread. */
+ * How much to keep.  Programs free in batches: a request's objects at its
+ * end, sh6bench's 4,000 at a time, a whole tree of 131,072 nodes in
+ * bench/trees.  Every block past the cache pays GC_free's lock and, when
+ * the program allocates again, bdwgc's allocation path: with at most 256
+ * blocks a size and 1 MiB a thread, leakcheck mode ran bench/trees at
+ * 7.5x glibc's time, 40% of it in bdwgc's lock and allocator; with the
+ * whole batch cached, 2.5x.  So a thread may keep any number of blocks,
+ * up to a budget shared by all threads.
+ *
+ * What a cached block costs is not resident memory (a block GC_free takes
+ * back stays in bdwgc's heap too) but sharing: it serves only its thread,
+ * and is live to the collector.  Both are bounded.  The cache lasts one
+ * cycle: the first free after a collection drops the thread's lists
+ * (their blocks are garbage to the next one, reclaimed by its sweep with
+ * no lock per block) and starts anew.  And the threads together hold at
+ * most G.fc_cap bytes, half the room the pacer leaves before the next
+ * cycle: a thread reserves budget FC_RESERVE bytes at a time, with one
+ * atomic add, and returns its reservation when it drops its lists.  A
+ * thread that stops freeing keeps its blocks, but only within that cap. */
 #define FC_MAX 2048               /* bytes, as bdwgc sizes them          */
 #define FC_CLASSES (FC_MAX / 16 + 1)
-#define FC_DEPTH 256              /* blocks kept per size                */
-#define FC_BUDGET (1u << 20)      /* bytes kept per thread, all sizes    */
+#define FC_RESERVE (64u << 10)    /* budget taken from G.fc_reserved at once */
 
 struct gcm__fcache {
     void *head[FC_CLASSES];
-    uint16_t n[FC_CLASSES];
-    uint32_t bytes;
+    uint64_t bytes;               /* bytes on the lists                  */
+    uint64_t reserved;            /* this thread's share of fc_reserved  */
     uint64_t cycle;               /* G.cycles when the lists were started */
 };
 
+static uint64_t fcache_reserved(const struct gcm__fcache *fc)
+{
+    return fc->reserved;
+}
+
+/* Forgets the lists (their blocks become garbage) and returns the
+ * thread's reservation. */
+static void fcache_reset(struct gcm__fcache *fc)
+{
+    memset(fc->head, 0, sizeof fc->head);
+    fc->bytes = 0;
+    if (fc->reserved != 0)
+        __atomic_fetch_sub(&G.fc_reserved, (int64_t)fc->reserved, __ATOMIC_RELAXED);
+    fc->reserved = 0;
+}
 
 static void fcache_drop(gcm__tls *t)
 {
-    if (t->gc_fcache != NULL)
-        GC_free(t->gc_fcache);
+    if (t->gc_fcache == NULL)
+        return;
+    fcache_reset(t->gc_fcache);
+    GC_free(t->gc_fcache);
     t->gc_fcache = NULL;
 }
 
@@ -1175,10 +1221,31 @@ static inline void *fcache_take(gcm__tls *t, size_t bytes, size_t *fp)
         return NULL;
     fc->head[c] = *b;
     *b = NULL; /* handed out cleared, as bdwgc's own blocks */
-    fc->n[c]--;
     fc->bytes -= f;
     *fp = f;
     return b;
+}
+
+/* Grows the thread's reservation to cover `need` bytes; false when the
+ * threads together would pass the cap. */
+static bool fcache_reserve(struct gcm__fcache *fc, uint64_t need)
+{
+    uint64_t add = (need - fc->reserved + FC_RESERVE - 1) / FC_RESERVE * FC_RESERVE;
+    int64_t was = __atomic_fetch_add(&G.fc_reserved, (int64_t)add, __ATOMIC_RELAXED);
+    if (was + (int64_t)add > GCM_LOAD(&G.fc_cap)) {
+        __atomic_fetch_sub(&G.fc_reserved, (int64_t)add, __ATOMIC_RELAXED);
+        return false;
+    }
+    fc->reserved += add;
+    return true;
+}
+
+void gcm__gc_fcache_read(gcm__fcache_state *s)
+{
+    const struct gcm__fcache *fc = gcm__tls_self.gc_fcache;
+    s->thread_bytes = fc != NULL ? fc->bytes : 0;
+    s->reserved = GCM_LOAD(&G.fc_reserved);
+    s->cap = GCM_LOAD(&G.fc_cap);
 }
 
 /* Keeps a freed block (of bdwgc's kind `kind`) for reuse; false when it
@@ -1194,19 +1261,17 @@ static inline bool fcache_put(gcm__tls *t, void *base, size_t fp, int kind)
     if (GCM_UNLIKELY(fc->cycle != cycle)) {
         /* A collection since the lists were started: drop them (see
          * above).  Their blocks were counted freed when they came in. */
-        memset(fc->head, 0, sizeof fc->head);
-        memset(fc->n, 0, sizeof fc->n);
-        fc->bytes = 0;
+        fcache_reset(fc);
         fc->cycle = cycle;
     }
-    size_t c = fp / 16;
-    if (fc->n[c] >= FC_DEPTH || fc->bytes + fp > FC_BUDGET)
+    if (GCM_UNLIKELY(fc->bytes + fp > fc->reserved) &&
+        !fcache_reserve(fc, fc->bytes + fp))
         return false;
+    size_t c = fp / 16;
     memset(base, 0, fp);
     *(void **)base = fc->head[c];
     fc->head[c] = base;
-    fc->n[c]++;
-    fc->bytes += (uint32_t)fp;
+    fc->bytes += fp;
     return true;
 }
 

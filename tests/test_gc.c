@@ -461,12 +461,13 @@ static void test_memory_limit_binds(void **state)
 }
 
 /* The preload modes' per-thread cache of freed blocks (gcm__gc_free_any,
- * gcm__gc_alloc): a batch of 200 frees of one size comes back to the same
- * thread's allocations, last freed first, without bdwgc's lock (a cache of
- * 64 a size sent the rest through GC_free); and the first free after a
- * collection starts the cache anew, so blocks cached before it are left to
- * the collector instead of being held for this thread. */
-enum { FC_BATCH = 200 };
+ * gcm__gc_alloc): a batch of 50,000 frees of one size (3 MiB and more: a
+ * whole tree, a request's objects) comes back to the same thread's
+ * allocations, last freed first, without bdwgc's lock (a cache of 256 a
+ * size and 1 MiB a thread sent the rest through GC_free); and the first
+ * free after a collection starts the cache anew, so blocks cached before
+ * it are left to the collector instead of being held for this thread. */
+enum { FC_BATCH = 50000 };
 
 typedef struct free_cache_result {
     int allocated, lifo;  /* of the batch */
@@ -515,6 +516,101 @@ static void test_free_cache(void **state)
     assert_int_equal(r.lifo, FC_BATCH);
     assert_true(r.x_back);
     assert_true(r.ten_left);
+}
+
+/* What the threads' caches hold together is capped at half the pacer's
+ * room before the next cycle.  Thread A caches 3/4 of the cap and stays;
+ * thread B then frees as much, and keeps only what A left; when A exits
+ * its reservation comes back.  GOGC is off and a memory limit sets the
+ * goal, so no cycle starts the caches anew during the test. */
+enum { CAP_BLOCK = 64 };
+
+typedef struct cap_side {
+    pthread_barrier_t *go;
+    int64_t bytes;            /* to free, of CAP_BLOCK blocks      */
+    uint64_t cached, freed;   /* thread_bytes after, bytes freed   */
+    int64_t reserved;         /* the total seen after its frees    */
+    bool failed;
+} cap_side;
+
+static void *cap_worker(void *arg)
+{
+    cap_side *c = arg;
+    size_t n = (size_t)(c->bytes / CAP_BLOCK);
+    void **p = malloc(n * sizeof *p);
+    c->failed = p == NULL;
+    if (p != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            p[i] = gcm__gc_alloc(CAP_BLOCK, 16, 0, 0, NULL, NULL);
+            c->failed |= p[i] == NULL;
+        }
+        for (size_t i = 0; i < n; i++) {
+            c->freed += GC_size(p[i]);
+            gcm__gc_free_any(p[i]);
+        }
+        free(p);
+    }
+    gcm__fcache_state s;
+    gcm__gc_fcache_read(&s);
+    c->cached = s.thread_bytes;
+    c->reserved = s.reserved;
+    pthread_barrier_wait(c->go); /* done */
+    pthread_barrier_wait(c->go); /* may exit */
+    return NULL;
+}
+
+static void test_free_cache_shared_cap(void **state)
+{
+    (void)state;
+    struct gcm_memstats m0 = ms();
+    int old = gcm_set_gc_percent(-1);
+    int64_t old_limit = gcm_set_memory_limit((int64_t)m0.sys + (16 << 20));
+    gcm__fcache_state s0;
+    gcm__gc_fcache_read(&s0);
+    assert_true(s0.cap >= 4 << 20);
+    assert_true(s0.cap < 256 << 20); /* the limit bounds it */
+
+    pthread_barrier_t go_a, go_b; /* the test's thread and one worker */
+    pthread_barrier_init(&go_a, NULL, 2);
+    pthread_barrier_init(&go_b, NULL, 2);
+    cap_side a = {.go = &go_a, .bytes = s0.cap * 3 / 4};
+    cap_side b = {.go = &go_b, .bytes = s0.cap * 3 / 4};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, cap_worker, &a), 0);
+    pthread_barrier_wait(&go_a); /* A has cached and waits */
+    assert_int_equal(pthread_create(&tb, NULL, cap_worker, &b), 0);
+    pthread_barrier_wait(&go_b); /* B has freed and waits */
+    gcm__fcache_state mid;
+    gcm__gc_fcache_read(&mid);
+    pthread_barrier_wait(&go_b); /* B exits */
+    assert_int_equal(pthread_join(tb, NULL), 0);
+    gcm__fcache_state after_b;
+    gcm__gc_fcache_read(&after_b);
+    pthread_barrier_wait(&go_a); /* A exits */
+    assert_int_equal(pthread_join(ta, NULL), 0);
+    gcm__fcache_state after;
+    gcm__gc_fcache_read(&after);
+    struct gcm_memstats m1 = ms();
+    gcm_set_memory_limit(old_limit);
+    gcm_set_gc_percent(old);
+    pthread_barrier_destroy(&go_a);
+    pthread_barrier_destroy(&go_b);
+
+    printf("  cap %.1f MiB: A cached %.1f of %.1f MiB, B %.1f of %.1f MiB\n",
+           s0.cap / 1048576.0, a.cached / 1048576.0, a.freed / 1048576.0,
+           b.cached / 1048576.0, b.freed / 1048576.0);
+    assert_false(a.failed);
+    assert_false(b.failed);
+    assert_int_equal(m1.num_gc, m0.num_gc); /* no cycle reset the caches */
+    assert_int_equal(a.cached, a.freed);    /* within the cap: all of it */
+    assert_true(b.cached < b.freed);        /* A holds most of the cap   */
+    assert_true(b.cached > 0);
+    assert_true(a.cached + b.cached <= (uint64_t)s0.cap);
+    assert_true(mid.reserved <= s0.cap);
+    assert_true(mid.reserved >= (int64_t)(a.cached + b.cached));
+    /* Exited threads give their reservations back. */
+    assert_true(after_b.reserved <= mid.reserved - (int64_t)b.cached);
+    assert_true(after.reserved <= s0.reserved);
 }
 
 /* What gcm__gc_alloc says of the object behind an allocation (leakcheck
@@ -595,6 +691,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_gogc_off_and_setters),
         cmocka_unit_test(test_memory_limit_binds),
         cmocka_unit_test(test_free_cache),
+        cmocka_unit_test(test_free_cache_shared_cap),
         cmocka_unit_test(test_object_sizes_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
