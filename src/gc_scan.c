@@ -39,15 +39,14 @@
  *
  * Allocation.  bdwgc's per-thread free lists serve only its built-in
  * kinds; GC_malloc_kind of any other kind takes the allocation lock for
- * every object.  A program that frees gets most of its blocks from gc.c's
- * per-thread cache of freed blocks, which does not care about kinds, and
- * does not notice (mt_alloc, sqlite3); one that allocates fresh objects
- * without end pays the lock each time: 1.27x the wall time of the NORMAL
- * kind on trees-leak (docs/performance.md).  Per-thread lists of our own,
- * refilled a block at a time with GC_generic_malloc_many, would remove
- * that; a first attempt (gc_inline.h's GC_FAST_MALLOC_GRANS, heads in an
- * uncollectable block) crashed bdwgc's sweep for objects of three granules
- * or less, and is left out until that is understood.
+ * every object, which cost a program that only allocates (trees-leak)
+ * 1.29x the wall time of the NORMAL kind.  So small objects of our kind
+ * come from per-thread lists of our own, refilled a block at a time by
+ * GC_generic_malloc_many (below); with them, 1.05x, the rest being the
+ * closer scan.  A first version of these lists crashed a collection after
+ * objects were GC_free'd: bdwgc makes a kind's reclaim list only on its
+ * global allocation path, and a kind without one is skipped by the sweep
+ * (see gcm__scan_init).
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -105,6 +104,26 @@ static struct GC_ms_entry *mark_unaligned(GC_word *addr,
     return msp;
 }
 
+/* Per-thread lists of fresh objects of our kind, one per size in granules
+ * below GC_TINY_FREELISTS (up to 384 bytes, the sizes bdwgc's own
+ * thread-local lists serve), each refilled a block at a time by
+ * GC_generic_malloc_many: one lock per block instead of one per object.
+ * A request takes exactly the granules it needs plus bdwgc's extra byte,
+ * as bdwgc's thread-local path does (its global path rounds these sizes
+ * the same way).  The heads live in an uncollectable block, so the lists'
+ * objects are reachable and survive collections, at most a block per size
+ * per thread; a thread's exit frees the block and leaves them to the
+ * collector. */
+#define LIST_GRANULES (GC_TINY_FREELISTS - 1)
+static size_t extra_bytes; /* bdwgc's EXTRA_BYTES: 1 with interior pointers */
+
+static void lists_drop(gcm__tls *t)
+{
+    if (t->scan_lists != NULL)
+        GC_free(t->scan_lists);
+    t->scan_lists = NULL;
+}
+
 void gcm__scan_init(void)
 {
     int64_t i = gcm__opt_int(GCM_OPT_POINTER_ALIGN);
@@ -129,6 +148,17 @@ void gcm__scan_init(void)
     /* Cleared on allocation, as NORMAL objects are: a stale pointer left
      * in a reused object would keep its target alive. */
     scan_kind = (int)GC_new_kind(heads, GC_MAKE_PROC(proc, 0), 0, 1);
+    extra_bytes = GC_get_all_interior_pointers() ? 1 : 0;
+    /* bdwgc makes a kind's reclaim list (the blocks its sweep defers) on
+     * the kind's first allocation through its global path, and
+     * GC_generic_malloc_many never does.  A collection skips a kind that
+     * has none as unused: it neither sweeps its blocks nor empties its
+     * free lists, and the next one followed GC_free's links into blocks
+     * it had freed whole and crashed.  One object through the global
+     * path makes the list; a 1-byte size is mapped at GC_init already, so
+     * no size class moves. */
+    GC_free(GC_malloc_kind(1, scan_kind));
+    gcm__thread_on_exit(lists_drop);
 }
 
 int gcm__scan_kind(void)
@@ -136,9 +166,38 @@ int gcm__scan_kind(void)
     return scan_kind >= 0 ? scan_kind : GC_I_NORMAL;
 }
 
+static GCM_NOINLINE void *list_refill(gcm__tls *t, size_t g)
+{
+    if (t->flags & GCM_T_EXITED) /* its lists would never be freed */
+        return GC_malloc_kind(g * 16 - extra_bytes, scan_kind);
+    if (t->scan_lists == NULL) {
+        t->scan_lists = GC_malloc_uncollectable((LIST_GRANULES + 1) * sizeof(void *));
+        if (t->scan_lists == NULL)
+            return GC_malloc_kind(g * 16 - extra_bytes, scan_kind);
+    }
+    void *list = NULL;
+    GC_generic_malloc_many(g * 16, scan_kind, &list);
+    if (list == NULL)
+        return NULL;
+    void **b = list;
+    t->scan_lists[g] = *b;
+    *b = NULL;
+    return b;
+}
+
 void *gcm__scan_malloc(size_t n)
 {
     if (scan_kind < 0)
         return GC_MALLOC(n);
-    return GC_malloc_kind(n, scan_kind);
+    size_t g = (n + extra_bytes + 15) / 16;
+    if (n == 0 || g > LIST_GRANULES)
+        return GC_malloc_kind(n, scan_kind);
+    gcm__tls *t = &gcm__tls_self;
+    void **lists = t->scan_lists;
+    void **b = lists != NULL ? lists[g] : NULL;
+    if (GCM_UNLIKELY(b == NULL))
+        return list_refill(t, g);
+    lists[g] = *b;
+    *b = NULL;
+    return b;
 }

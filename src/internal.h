@@ -573,6 +573,8 @@ struct gcm__tls {
     uint64_t gc_alloc_bytes;   /* cumulative bytes allocated               */
     uint64_t gc_free_bytes;    /* cumulative bytes freed explicitly        */
     struct gcm__fcache *gc_fcache; /* freed blocks kept for reuse (preload) */
+    void **scan_lists;         /* gc_scan.c: per-size lists of fresh objects
+                                  of our kind (an uncollectable block)     */
     /* prof.c: allocation sampling (gcm__prof_tick) */
     int64_t prof_countdown;    /* bytes until the next sample; <= 0: slow  */
     uint64_t prof_budget;      /* preload.c, fast mode: the malloc family's

@@ -466,11 +466,15 @@ static void test_memory_limit_binds(void **state)
  * allocations, last freed first, without bdwgc's lock (a cache of 256 a
  * size and 1 MiB a thread sent the rest through GC_free); and the first
  * free after a collection starts the cache anew, so blocks cached before
- * it are left to the collector instead of being held for this thread. */
+ * it are left to the collector instead of being held for this thread.
+ * bdwgc may give one request blocks of two sizes (its global path, which
+ * some allocations take, rounds differently from its thread-local lists),
+ * and the cache files each block under its own size; so "last freed
+ * first" is checked among the blocks of the size the allocations take. */
 enum { FC_BATCH = 50000 };
 
 typedef struct free_cache_result {
-    int allocated, lifo;  /* of the batch */
+    int allocated, same_size, lifo; /* of the batch */
     bool x_back, ten_left;
 } free_cache_result;
 
@@ -479,12 +483,23 @@ static void *free_cache_worker(void *arg)
 {
     free_cache_result *r = arg;
     static void *freed[FC_BATCH];
-    for (int i = 0; i < FC_BATCH; i++)
-        r->allocated += (freed[i] = gcm__gc_alloc(64, 16, 0, 0, NULL, NULL)) != NULL;
+    static size_t size[FC_BATCH];
+    for (int i = 0; i < FC_BATCH; i++) {
+        freed[i] = gcm__gc_alloc(64, 16, 0, 0, NULL, NULL);
+        r->allocated += freed[i] != NULL;
+        size[i] = freed[i] != NULL ? GC_size(freed[i]) : 0;
+    }
     for (int i = 0; i < FC_BATCH; i++)
         gcm__gc_free_any(freed[i]);
-    for (int i = 0; i < FC_BATCH; i++)
-        r->lifo += gcm__gc_alloc(64, 16, 0, 0, NULL, NULL) == freed[FC_BATCH - 1 - i];
+    void *q = gcm__gc_alloc(64, 16, 0, 0, NULL, NULL);
+    size_t taken = q != NULL ? GC_size(q) : 0;
+    for (int i = FC_BATCH - 1; i >= 0; i--) {
+        if (size[i] != taken)
+            continue;
+        r->same_size++;
+        r->lifo += q == freed[i];
+        q = gcm__gc_alloc(64, 16, 0, 0, NULL, NULL);
+    }
 
     /* Cache ten, collect, free one more: only that one is cached now. */
     void *ten[10];
@@ -513,7 +528,8 @@ static void test_free_cache(void **state)
     assert_int_equal(pthread_join(th, NULL), 0);
     gcm_set_gc_percent(old);
     assert_int_equal(r.allocated, FC_BATCH);
-    assert_int_equal(r.lifo, FC_BATCH);
+    assert_true(r.same_size >= FC_BATCH / 2);
+    assert_int_equal(r.lifo, r.same_size);
     assert_true(r.x_back);
     assert_true(r.ten_left);
 }
