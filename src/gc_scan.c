@@ -169,14 +169,14 @@ int gcm__scan_kind(void)
 static GCM_NOINLINE void *list_refill(gcm__tls *t, size_t g)
 {
     if (t->flags & GCM_T_EXITED) /* its lists would never be freed */
-        return GC_malloc_kind(g * 16 - extra_bytes, scan_kind);
+        return GC_malloc_kind(g * GC_GRANULE_BYTES - extra_bytes, scan_kind);
     if (t->scan_lists == NULL) {
         t->scan_lists = GC_malloc_uncollectable((LIST_GRANULES + 1) * sizeof(void *));
         if (t->scan_lists == NULL)
-            return GC_malloc_kind(g * 16 - extra_bytes, scan_kind);
+            return GC_malloc_kind(g * GC_GRANULE_BYTES - extra_bytes, scan_kind);
     }
     void *list = NULL;
-    GC_generic_malloc_many(g * 16, scan_kind, &list);
+    GC_generic_malloc_many(g * GC_GRANULE_BYTES, scan_kind, &list);
     if (list == NULL)
         return NULL;
     void **b = list;
@@ -189,7 +189,7 @@ void *gcm__scan_malloc(size_t n)
 {
     if (scan_kind < 0)
         return GC_MALLOC(n);
-    size_t g = (n + extra_bytes + 15) / 16;
+    size_t g = (n + extra_bytes + GC_GRANULE_BYTES - 1) / GC_GRANULE_BYTES;
     if (n == 0 || g > LIST_GRANULES)
         return GC_malloc_kind(n, scan_kind);
     gcm__tls *t = &gcm__tls_self;
