@@ -629,6 +629,103 @@ static void test_free_cache_shared_cap(void **state)
     assert_true(after.reserved <= s0.reserved);
 }
 
+/* A thread that only frees (a consumer) never takes back what it caches:
+ * its lists are dropped at each cycle, and once it has dropped more than
+ * it reused it keeps no more than the solo allowance, instead of holding
+ * blocks the producers cannot use.  A batch freer that takes its blocks
+ * back keeps whole batches. */
+enum { SOLO_BATCH = 40000 }; /* of 64-byte requests: above the allowance */
+
+typedef struct solo_result {
+    pthread_barrier_t go;          /* the test's thread and the consumer  */
+    void **batch;                  /* allocated by the test's thread      */
+    uint64_t first, after_drop, reuser;
+    int64_t solo;
+} solo_result;
+
+static void free_batch(void **p, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = gcm__gc_alloc(64, 16, 0, 0, NULL, NULL);
+    for (int i = 0; i < n; i++)
+        gcm__gc_free_any(p[i]);
+}
+
+static uint64_t cached_now(void)
+{
+    gcm__fcache_state s;
+    gcm__gc_fcache_read(&s);
+    return s.thread_bytes;
+}
+
+/* Frees what the test's thread allocates, two batches with a collection
+ * between; allocates nothing itself. */
+static void *consumer_worker(void *arg)
+{
+    solo_result *r = arg;
+    gcm__fcache_state s;
+    gcm__gc_fcache_read(&s);
+    r->solo = s.solo;
+    for (int round = 0; round < 2; round++) {
+        pthread_barrier_wait(&r->go); /* a batch is ready */
+        for (int i = 0; i < SOLO_BATCH; i++)
+            gcm__gc_free_any(r->batch[i]);
+        if (round == 0)
+            r->first = cached_now(); /* nothing dropped yet: all cached */
+        else
+            r->after_drop = cached_now(); /* the first batch was dropped */
+        pthread_barrier_wait(&r->go); /* done */
+    }
+    return NULL;
+}
+
+static void *reuser_worker(void *arg)
+{
+    solo_result *r = arg;
+    static void *p[SOLO_BATCH];
+    for (int round = 0; round < 3; round++) {
+        free_batch(p, SOLO_BATCH);
+        for (int i = 0; i < SOLO_BATCH; i++) /* takes the batch back */
+            p[i] = gcm__gc_alloc(64, 16, 0, 0, NULL, NULL);
+        for (int i = 0; i < SOLO_BATCH; i++)
+            gcm__gc_free_any(p[i]);
+        if (round == 0)
+            gcm_gc(); /* the next free drops the lists, after reuse */
+    }
+    r->reuser = cached_now();
+    return NULL;
+}
+
+static void test_free_cache_consumer(void **state)
+{
+    (void)state;
+    int old = gcm_set_gc_percent(-1);
+    static void *batch[SOLO_BATCH];
+    solo_result r = {.batch = batch};
+    pthread_barrier_init(&r.go, NULL, 2);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, consumer_worker, &r), 0);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < SOLO_BATCH; i++)
+            batch[i] = gcm__gc_alloc(64, 16, 0, 0, NULL, NULL);
+        pthread_barrier_wait(&r.go);
+        pthread_barrier_wait(&r.go);
+        if (round == 0)
+            gcm_gc();
+    }
+    assert_int_equal(pthread_join(th, NULL), 0);
+    pthread_barrier_destroy(&r.go);
+    assert_int_equal(pthread_create(&th, NULL, reuser_worker, &r), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    gcm_set_gc_percent(old);
+    printf("  consumer: %.2f MiB cached, after a drop %.2f MiB; reuser %.2f MiB\n",
+           r.first / 1048576.0, r.after_drop / 1048576.0, r.reuser / 1048576.0);
+    uint64_t batch_bytes = (uint64_t)SOLO_BATCH * 80; /* 65 bytes or more each */
+    assert_true(r.first >= batch_bytes);
+    assert_true(r.after_drop <= (uint64_t)r.solo);
+    assert_true(r.reuser >= batch_bytes);
+}
+
 /* What gcm__gc_alloc says of the object behind an allocation (leakcheck
  * keeps it in its header, and gcm__gc_free_obj files the block in the
  * cache of freed blocks by it) is bdwgc's own size or "not known", never a
@@ -708,6 +805,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_memory_limit_binds),
         cmocka_unit_test(test_free_cache),
         cmocka_unit_test(test_free_cache_shared_cap),
+        cmocka_unit_test(test_free_cache_consumer),
         cmocka_unit_test(test_object_sizes_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
