@@ -4,6 +4,8 @@
 # are summed up (median, ratio_table).  Needs $lib
 # (libgcmalloc-preload.so); $extra, when set, is added to the gcm
 # configurations that profile (PEER_ENV=GCMALLOC_PROFILE_RATE=1, say).
+# $base, when set, is another build's preload library, run as the base-*
+# configurations, so that a change is measured old against new in one run.
 mi=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
 je=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 
@@ -16,6 +18,8 @@ env_for() {
     gcm-fast-noprof) echo "LD_PRELOAD=$lib GCMALLOC_MODE=fast GCMALLOC_PROFILE_RATE=0" ;;
     gcm-leakcheck) echo "LD_PRELOAD=$lib GCMALLOC_MODE=leakcheck ${extra:-}" ;;
     gcm-gc) echo "LD_PRELOAD=$lib GCMALLOC_MODE=gc ${extra:-}" ;;
+    base-fast | base-leakcheck | base-gc)
+        echo "LD_PRELOAD=${base:?base-* needs a base library} GCMALLOC_MODE=${1#base-} ${extra:-}" ;;
     esac
 }
 

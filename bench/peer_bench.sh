@@ -12,21 +12,26 @@
 # everything was freed.
 #
 # Usage: [PEER_THREADS=2] [PEER_WORKLOADS="larson ..."] [PEER_CONFIGS="glibc ..."]
-#        [PEER_ENV="VAR=value ..."] peer_bench.sh BUILD_DIR [ROUNDS]
+#        [PEER_ENV="VAR=value ..."] [PEER_BASE=OLD_BUILD/libgcmalloc-preload.so]
+#        peer_bench.sh BUILD_DIR [ROUNDS]
 # PEER_ENV is added to every gcm configuration (GCMALLOC_PROFILE_RATE=1 to
-# sample every allocation, say).
+# sample every allocation, say).  PEER_BASE names another build's preload
+# library for the configurations base-fast, base-leakcheck and base-gc
+# (list them in PEER_CONFIGS), to measure a change against what it
+# replaces in one interleaved run.
 set -euo pipefail
 build=$1 rounds=${2:-5}
 lib=$build/libgcmalloc-preload.so
 pa=$build/bench/peer_alloc
 source "$(dirname "$0")/allocators.sh" # mi, je, env_for
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-for f in "$lib" "$pa" "$mi" "$je"; do [[ -e $f ]] || { echo "missing $f" >&2; exit 2; }; done
+for f in "$lib" "$pa" "$mi" "$je" ${PEER_BASE:+"$PEER_BASE"}; do [[ -e $f ]] || { echo "missing $f" >&2; exit 2; }; done
 
 read -r -a configs <<< "${PEER_CONFIGS:-glibc mimalloc jemalloc gcm-fast gcm-fast-noprof gcm-leakcheck gcm-gc}"
 read -r -a workloads <<< "${PEER_WORKLOADS:-larson xmalloc cscratch cthrash mstress sh6 simple churn realloc burst}"
 threads=${PEER_THREADS:-2}
 extra=${PEER_ENV:-}
+base=${PEER_BASE:-}
 
 
 run() { # config workload -> "nanoseconds peak-KiB [rss-after-KiB]"
