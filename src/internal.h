@@ -406,11 +406,11 @@ GCM_HIDDEN void gcm__gc_free_obj(void *p, const gcm__gc_obj *obj);
 GCM_HIDDEN void *gcm__gc_realloc_any(void *p, size_t n, const void *caller);
 /* The per-thread caches of freed blocks behind gcm__gc_free_*: bytes on
  * the calling thread's lists, the budget all threads have reserved, the
- * cap on it (which follows the pacer's room before the next cycle), and
- * what a thread that drops more than it reuses may keep. */
+ * cap on it (which follows the pacer's room before the next cycle), what
+ * a thread that drops more than it reuses may keep, and what any may. */
 typedef struct gcm__fcache_state {
     uint64_t thread_bytes;
-    int64_t reserved, cap, solo;
+    int64_t reserved, cap, solo, thread_max;
 } gcm__fcache_state;
 GCM_HIDDEN void gcm__gc_fcache_read(gcm__fcache_state *s);
 /* When set before start-up, the collector is initialized on first use

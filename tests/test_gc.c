@@ -535,17 +535,18 @@ static void test_free_cache(void **state)
 }
 
 /* What the threads' caches hold together is capped at half the pacer's
- * room before the next cycle.  Thread A caches 3/4 of the cap and stays;
- * thread B then frees as much, and keeps only what A left; when A exits
- * its reservation comes back.  GOGC is off and a memory limit sets the
- * goal, so no cycle starts the caches anew during the test. */
-enum { CAP_BLOCK = 64 };
+ * room before the next cycle, and what one thread holds at thread_max.
+ * Threads one after another each free more than thread_max and stay,
+ * until the cap is used up: the first keeps thread_max, the last nothing
+ * like what it freed, and the total stays under the cap; when they exit their reservations come back.
+ * GOGC is off and a memory limit sets the goal, so no cycle starts the
+ * caches anew during the test. */
+enum { CAP_BLOCK = 64, CAP_MAX_THREADS = 64 };
 
 typedef struct cap_side {
-    pthread_barrier_t *go;
+    pthread_barrier_t go;     /* the test's thread and this worker */
     int64_t bytes;            /* to free, of CAP_BLOCK blocks      */
     uint64_t cached, freed;   /* thread_bytes after, bytes freed   */
-    int64_t reserved;         /* the total seen after its frees    */
     bool failed;
 } cap_side;
 
@@ -560,7 +561,7 @@ static void *cap_worker(void *arg)
             p[i] = gcm__gc_alloc(CAP_BLOCK, 16, 0, 0, NULL, NULL);
             c->failed |= p[i] == NULL;
         }
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n && !c->failed; i++) {
             c->freed += GC_size(p[i]);
             gcm__gc_free_any(p[i]);
         }
@@ -569,9 +570,8 @@ static void *cap_worker(void *arg)
     gcm__fcache_state s;
     gcm__gc_fcache_read(&s);
     c->cached = s.thread_bytes;
-    c->reserved = s.reserved;
-    pthread_barrier_wait(c->go); /* done */
-    pthread_barrier_wait(c->go); /* may exit */
+    pthread_barrier_wait(&c->go); /* done */
+    pthread_barrier_wait(&c->go); /* may exit */
     return NULL;
 }
 
@@ -585,47 +585,50 @@ static void test_free_cache_shared_cap(void **state)
     gcm__gc_fcache_read(&s0);
     assert_true(s0.cap >= 4 << 20);
     assert_true(s0.cap < 256 << 20); /* the limit bounds it */
+    int k = (int)(s0.cap / s0.thread_max) + 2;
+    assert_true(k <= CAP_MAX_THREADS);
 
-    pthread_barrier_t go_a, go_b; /* the test's thread and one worker */
-    pthread_barrier_init(&go_a, NULL, 2);
-    pthread_barrier_init(&go_b, NULL, 2);
-    cap_side a = {.go = &go_a, .bytes = s0.cap * 3 / 4};
-    cap_side b = {.go = &go_b, .bytes = s0.cap * 3 / 4};
-    pthread_t ta, tb;
-    assert_int_equal(pthread_create(&ta, NULL, cap_worker, &a), 0);
-    pthread_barrier_wait(&go_a); /* A has cached and waits */
-    assert_int_equal(pthread_create(&tb, NULL, cap_worker, &b), 0);
-    pthread_barrier_wait(&go_b); /* B has freed and waits */
+    static cap_side side[CAP_MAX_THREADS];
+    pthread_t th[CAP_MAX_THREADS];
+    uint64_t total = 0;
+    for (int i = 0; i < k; i++) {
+        side[i] = (cap_side){.bytes = s0.thread_max * 5 / 4 / 80 * CAP_BLOCK};
+        pthread_barrier_init(&side[i].go, NULL, 2);
+        assert_int_equal(pthread_create(&th[i], NULL, cap_worker, &side[i]), 0);
+        pthread_barrier_wait(&side[i].go); /* it has freed, and waits */
+        total += side[i].cached;
+    }
     gcm__fcache_state mid;
     gcm__gc_fcache_read(&mid);
-    pthread_barrier_wait(&go_b); /* B exits */
-    assert_int_equal(pthread_join(tb, NULL), 0);
-    gcm__fcache_state after_b;
-    gcm__gc_fcache_read(&after_b);
-    pthread_barrier_wait(&go_a); /* A exits */
-    assert_int_equal(pthread_join(ta, NULL), 0);
+    for (int i = 0; i < k; i++) {
+        pthread_barrier_wait(&side[i].go);
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        pthread_barrier_destroy(&side[i].go);
+    }
     gcm__fcache_state after;
     gcm__gc_fcache_read(&after);
     struct gcm_memstats m1 = ms();
     gcm_set_memory_limit(old_limit);
     gcm_set_gc_percent(old);
-    pthread_barrier_destroy(&go_a);
-    pthread_barrier_destroy(&go_b);
 
-    printf("  cap %.1f MiB: A cached %.1f of %.1f MiB, B %.1f of %.1f MiB\n",
-           s0.cap / 1048576.0, a.cached / 1048576.0, a.freed / 1048576.0,
-           b.cached / 1048576.0, b.freed / 1048576.0);
-    assert_false(a.failed);
-    assert_false(b.failed);
+    printf("  cap %.1f MiB, %d threads of %.1f MiB: first cached %.1f, last %.1f, "
+           "all %.1f MiB\n", s0.cap / 1048576.0, k, s0.thread_max / 1048576.0,
+           side[0].cached / 1048576.0, side[k - 1].cached / 1048576.0,
+           total / 1048576.0);
+    for (int i = 0; i < k; i++) {
+        assert_false(side[i].failed);
+        assert_true(side[i].cached <= (uint64_t)s0.thread_max);
+    }
     assert_int_equal(m1.num_gc, m0.num_gc); /* no cycle reset the caches */
-    assert_int_equal(a.cached, a.freed);    /* within the cap: all of it */
-    assert_true(b.cached < b.freed);        /* A holds most of the cap   */
-    assert_true(b.cached > 0);
-    assert_true(a.cached + b.cached <= (uint64_t)s0.cap);
+    /* The first: thread_max, or as much as the cap allows. */
+    uint64_t room = (uint64_t)(s0.cap < s0.thread_max ? s0.cap : s0.thread_max);
+    assert_true(side[0].cached < side[0].freed);
+    assert_true(side[0].cached + (64 << 10) >= room);
+    assert_true(side[k - 1].cached < side[k - 1].freed); /* the cap was used up */
+    assert_true(total <= (uint64_t)s0.cap);
     assert_true(mid.reserved <= s0.cap);
-    assert_true(mid.reserved >= (int64_t)(a.cached + b.cached));
+    assert_true(mid.reserved >= (int64_t)total);
     /* Exited threads give their reservations back. */
-    assert_true(after_b.reserved <= mid.reserved - (int64_t)b.cached);
     assert_true(after.reserved <= s0.reserved);
 }
 
