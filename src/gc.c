@@ -1160,9 +1160,8 @@ void gcm__gc_snapshot(gcm__gc_state *s)
  * What a cached block costs is not resident memory (a block GC_free takes
  * back stays in bdwgc's heap too) but sharing: it serves only its thread,
  * and is live to the collector.  Both are bounded.  The cache lasts one
- * cycle: the first free after a collection drops the thread's lists
- * (their blocks are garbage to the next one, reclaimed by its sweep with
- * no lock per block) and starts anew.  And the threads together hold at
+ * cycle: the first free after a collection hands what is left on the
+ * thread's lists back to bdwgc (fcache_reset) and starts anew.  And the threads together hold at
  * most G.fc_cap bytes, half the room the pacer leaves before the next
  * cycle: a thread reserves budget FC_RESERVE bytes at a time, with one
  * atomic add, and returns its reservation when it drops its lists.  A
@@ -1196,18 +1195,19 @@ static uint64_t fcache_reserved(const struct gcm__fcache *fc)
     return fc->reserved;
 }
 
-/* Forgets the lists (their blocks become garbage) and returns the
- * thread's reservation. */
+/* Hands the blocks on the lists back to bdwgc and returns the thread's
+ * reservation. */
 static void fcache_reset(struct gcm__fcache *fc)
 {
     fc->dropped += fc->bytes;
-    /* Back to bdwgc one by one, not left for the sweep: a list left
-     * behind is a chain, and one stale word pointing into it (a freed
-     * object's old field, which the program's freed memory is full of)
-     * would keep everything after it alive.  Python, after freeing
-     * 100,000 buffers of 1 KiB, kept 20-40 MB that way.  GC_free takes
-     * them out of the collector's hands: it never marks a block on its
-     * free lists. */
+    /* Through GC_free, one by one, rather than left for the sweep: a list
+     * left behind is a chain through its blocks, and one stale word
+     * pointing into it (a freed object's old field; a program's freed
+     * memory is full of them) would keep everything after it alive.
+     * bdwgc never keeps a block alive that is on its own free lists.
+     * The lock per block is paid only for what the thread did not reuse:
+     * a consumer's 1 MiB, or nothing for a thread that takes its batches
+     * back. */
     if (fc->bytes != 0) {
         for (size_t c = 0; c < FC_CLASSES; c++) {
             void **b = fc->head[c];
