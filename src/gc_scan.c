@@ -166,23 +166,28 @@ int gcm__scan_kind(void)
     return scan_kind >= 0 ? scan_kind : GC_I_NORMAL;
 }
 
-static GCM_NOINLINE void *list_refill(gcm__tls *t, size_t g)
+/* Takes the first object off a list: cleared, as bdwgc hands them out. */
+static inline void *list_pop(void **head)
 {
-    if (t->flags & GCM_T_EXITED) /* its lists would never be freed */
-        return GC_malloc_kind(g * GC_GRANULE_BYTES - extra_bytes, scan_kind);
-    if (t->scan_lists == NULL) {
-        t->scan_lists = GC_malloc_uncollectable((LIST_GRANULES + 1) * sizeof(void *));
-        if (t->scan_lists == NULL)
-            return GC_malloc_kind(g * GC_GRANULE_BYTES - extra_bytes, scan_kind);
-    }
-    void *list = NULL;
-    GC_generic_malloc_many(g * GC_GRANULE_BYTES, scan_kind, &list);
-    if (list == NULL)
-        return NULL;
-    void **b = list;
-    t->scan_lists[g] = *b;
+    void **b = *head;
+    *head = *b;
     *b = NULL;
     return b;
+}
+
+/* Refills this thread's list of g granules and takes its first object;
+ * a thread whose lists could not be freed (past its exit) or made gets
+ * one object from bdwgc's global path instead. */
+static GCM_NOINLINE void *list_refill(gcm__tls *t, size_t g)
+{
+    if (!(t->flags & GCM_T_EXITED) && t->scan_lists == NULL)
+        t->scan_lists = GC_malloc_uncollectable((LIST_GRANULES + 1) * sizeof(void *));
+    if ((t->flags & GCM_T_EXITED) || t->scan_lists == NULL)
+        return GC_malloc_kind(g * GC_GRANULE_BYTES - extra_bytes, scan_kind);
+    GC_generic_malloc_many(g * GC_GRANULE_BYTES, scan_kind, &t->scan_lists[g]);
+    if (t->scan_lists[g] == NULL)
+        return NULL;
+    return list_pop(&t->scan_lists[g]);
 }
 
 void *gcm__scan_malloc(size_t n)
@@ -194,10 +199,7 @@ void *gcm__scan_malloc(size_t n)
         return GC_malloc_kind(n, scan_kind);
     gcm__tls *t = &gcm__tls_self;
     void **lists = t->scan_lists;
-    void **b = lists != NULL ? lists[g] : NULL;
-    if (GCM_UNLIKELY(b == NULL))
+    if (GCM_UNLIKELY(lists == NULL || lists[g] == NULL))
         return list_refill(t, g);
-    lists[g] = *b;
-    *b = NULL;
-    return b;
+    return list_pop(&lists[g]);
 }
