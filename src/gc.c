@@ -638,7 +638,9 @@ static void GC_CALLBACK finalizer_notify(void)
         sem_post(&fin_sem);
 }
 
-static uint64_t fcache_reserved(const struct gcm__fcache *fc); /* below */
+/* The free-block cache, below. */
+static void fcache_drop(gcm__tls *t);
+static void fcache_fork_child(void);
 
 /* fork(): our cycle mutex is the outermost lock (a cycle takes bdwgc's
  * lock inside it).  bdwgc's own fork handling is driven from here
@@ -655,10 +657,7 @@ void gcm__gc_fork_outer(int phase)
     } else {
         pthread_mutex_init(&G.mu, NULL);
         __atomic_store_n(&G.markers_started, false, __ATOMIC_RELEASE);
-        /* The other threads' free-block caches are gone with them; only
-         * this thread's reservation is still held. */
-        struct gcm__fcache *fc = gcm__tls_self.gc_fcache;
-        GCM_STORE(&G.fc_reserved, fc != NULL ? (int64_t)fcache_reserved(fc) : 0);
+        fcache_fork_child();
     }
 }
 
@@ -731,7 +730,6 @@ bool gcm__gc_starting_markers(void)
     return starting_markers;
 }
 
-static void fcache_drop(gcm__tls *t); /* the free-block cache, below */
 static int kind_normal;               /* bdwgc's kind number of the objects
                                          gcm__scan_malloc makes; set once,
                                          before any is made */
@@ -1140,41 +1138,39 @@ void gcm__gc_snapshot(gcm__gc_state *s)
  * and the memory is hot, as in glibc's tcache.  The lists are chained
  * through the blocks' first word from heads in a per-thread uncollectable
  * block, so a cached block is reachable and the collector never reclaims
- * it under us.  When a thread exits its cache is dropped; the collector
- * reclaims the blocks.
+ * it under us.  When a thread exits, its blocks go back to bdwgc.
  *
  * How much to keep.  Programs free in batches: a request's objects at its
  * end, sh6bench's 4,000 at a time, a whole tree of 131,072 nodes in
  * bench/trees.  Every block past the cache pays GC_free's lock and, when
  * the program allocates again, bdwgc's allocation path: with at most 256
- * blocks a size and 1 MiB a thread, leakcheck mode ran bench/trees at
- * 7.5x glibc's time, 40% of it in bdwgc's lock and allocator; with the
- * whole batch cached, 2.5x.  So a thread may keep up to FC_THREAD_MAX
- * (8 MiB: a batch of 100,000 small blocks), within a budget shared by all
- * threads.  Not more: a thread that frees a batch and then goes idle
- * (neither allocates nor frees) keeps its blocks until it is active again,
- * and they count as live.  With no per-thread bound, a program that freed
- * 100 MB and slept kept 35 MB of heap live, against 0.5 MB with the old
- * 1 MiB cache; with it, 8 MiB at most.
+ * blocks a size and 1 MiB a thread, 40% of leakcheck's time on
+ * bench/trees went to bdwgc's lock and allocator, and sh6 ran at 3.2x
+ * glibc's time (1.3x with whole batches cached; docs/performance.md).
  *
  * What a cached block costs is not resident memory (a block GC_free takes
  * back stays in bdwgc's heap too) but sharing: it serves only its thread,
- * and is live to the collector.  Both are bounded.  The cache lasts one
- * cycle: the first free after a collection hands what is left on the
- * thread's lists back to bdwgc (fcache_reset) and starts anew.  And the threads together hold at
- * most G.fc_cap bytes, half the room the pacer leaves before the next
- * cycle: a thread reserves budget FC_RESERVE bytes at a time, with one
- * atomic add, and returns its reservation when it drops its lists.  A
- * thread that stops freeing keeps its blocks, but only within that cap.
- *
- * A thread that only frees (the consumer of a producer/consumer pair)
- * never takes back what it caches, and its cache only makes the others
- * take fresh blocks: with the cap alone, xmalloc's peak resident set went
- * from 9 to 17 MiB.  What a thread caches is either taken back (reused)
- * or left on its lists when a cycle drops them; beyond FC_SOLO a thread
- * must have reused at least as much as it ever dropped.  A batch freer
- * (trees, sh6) takes back nearly all; a consumer drops all it cached at
- * the first cycle, and from then on keeps FC_SOLO. */
+ * and is live to the collector.  So the cache is bounded four ways:
+ *  - in time: the first free after a collection hands what is left on the
+ *    thread's lists back to bdwgc (fcache_reset) and starts anew;
+ *  - all threads together: at most G.fc_cap, half the room the pacer
+ *    leaves before the next cycle; a thread reserves it FC_RESERVE bytes
+ *    at a time, with one atomic add, and returns its reservation when its
+ *    lists are reset;
+ *  - one thread: FC_THREAD_MAX (8 MiB, a batch of 100,000 small blocks).
+ *    A thread that frees a batch and then goes idle (neither allocates nor
+ *    frees) keeps its blocks until it is active again.  With the shared
+ *    cap alone, a program that freed 100 MB and slept kept 35 MB of heap
+ *    live, against 0.5 MB with the old 1 MiB cache; with this bound,
+ *    8.6 MB;
+ *  - a thread that does not reuse: FC_SOLO.  A consumer of a
+ *    producer/consumer pair only frees, and its cache only makes the
+ *    others take fresh blocks (with the cap alone, xmalloc's peak resident
+ *    set went from 9 to 17 MiB).  What a thread caches is either taken
+ *    back (reused) or left on its lists at a reset (dropped); beyond
+ *    FC_SOLO a thread must have reused at least as much as it ever
+ *    dropped.  A batch freer takes back nearly all; a consumer drops all
+ *    it cached at the first cycle, and from then on keeps FC_SOLO. */
 #define FC_MAX 2048               /* bytes, as bdwgc sizes them          */
 #define FC_CLASSES (FC_MAX / 16 + 1)
 #define FC_RESERVE (64u << 10)    /* budget taken from G.fc_reserved at once */
@@ -1189,11 +1185,6 @@ struct gcm__fcache {
     uint64_t reused, dropped;     /* bytes ever taken off the lists, and
                                      left on them when they were dropped */
 };
-
-static uint64_t fcache_reserved(const struct gcm__fcache *fc)
-{
-    return fc->reserved;
-}
 
 /* Hands the blocks on the lists back to bdwgc and returns the thread's
  * reservation. */
@@ -1233,6 +1224,14 @@ static void fcache_drop(gcm__tls *t)
     fcache_reset(t->gc_fcache);
     GC_free(t->gc_fcache);
     t->gc_fcache = NULL;
+}
+
+/* In a forked child: the other threads' caches are gone with them; only
+ * this thread's reservation is still held. */
+static void fcache_fork_child(void)
+{
+    const struct gcm__fcache *fc = gcm__tls_self.gc_fcache;
+    GCM_STORE(&G.fc_reserved, fc != NULL ? (int64_t)fc->reserved : 0);
 }
 
 static struct gcm__fcache *fcache_of(gcm__tls *t)
