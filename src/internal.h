@@ -899,6 +899,9 @@ GCM_HIDDEN bool gcm__stack_gated(void (*fn)(void *), void *arg);
  * capture walks them.  For the tests. */
 GCM_HIDDEN uint64_t gcm__stack_fork_fallbacks(void);
 GCM_HIDDEN const char *gcm__stack_method(void);
+/* An address in the unwinder library's code (libunwind), or NULL in a
+ * frame-pointer build: the preload library tells its mappings apart. */
+GCM_HIDDEN const void *gcm__unwinder_code(void);
 /* Bytes of stack left below the caller on its thread (the mapping that
  * holds its stack, from /proc/self/maps, cached per thread); 0 when not
  * known.  For work whose stack use grows with its input (the demangler). */

@@ -10,15 +10,31 @@
  * private, readable and writable mapping the *program* creates is pushed
  * as a root at each collection (not shared ones: see tracked_kind).  Mappings made by the C library (thread
  * stacks, which the collector scans as stacks, and whose unused 8 MiB would
- * only be paged in), the dynamic loader, bdwgc (its own heap!), mimalloc
- * and gcmalloc itself are left out, told apart by the caller's address.
+ * only be paged in), the dynamic loader, bdwgc (its own heap!), mimalloc,
+ * libunwind (the profiler's: a 256 KiB cache of unwind information per
+ * thread, no pointers) and gcmalloc itself are left out, told apart by the
+ * caller's address.
  *
  * The registry is an array of [lo, hi) slots read by the root provider
  * while the world is stopped, so every update is a sequence of single
  * stores each of which leaves a slot readable: empty (hi <= lo), the old
  * range, a shrunk range, or the new one.  Removal happens before the real
- * munmap and insertion after the real mmap, so a range the collector pushes
- * is always mapped.  Writers serialize on a mutex; the reader takes none.
+ * munmap (mprotect, mremap, or mmap over it with MAP_FIXED) and insertion
+ * after the real mmap.  Writers serialize on a mutex; the reader takes none.
+ *
+ * That order keeps every range the collector pushes mapped only if the
+ * thread changing it is stopped while the collector pushes and marks.
+ * Not every thread is: one past its exit destructor is no longer
+ * registered, and libraries unmap there (libunwind's 256 KiB per-thread
+ * cache goes in a key destructor's last round), as may a thread that never
+ * allocated.  A collection that had pushed such a range before its removal
+ * read it after the munmap: a SIGSEGV in bdwgc's marker.  So a thread the
+ * collector does not stop, having taken a range out, waits for any
+ * collection in progress (bdwgc holds its allocation lock from the stop to
+ * the end of marking) before the real call; threads it stops never wait.
+ * mremap moves a range's pointers, so it is done whole under that lock by
+ * every thread: no collection sees the range neither where it was nor
+ * where it went.
  *
  * Not covered, and documented: mappings made with a raw syscall, and memory
  * reserved PROT_NONE by one call and opened later by a mprotect from a
@@ -45,7 +61,7 @@
 
 #define API __attribute__((visibility("default")))
 
-enum { R_LIBC, R_LD, R_GC, R_MI, R_SELF, R__N };
+enum { R_LIBC, R_LD, R_GC, R_MI, R_UNWIND, R_SELF, R__N };
 static struct {
     uintptr_t lo, hi;
 } excluded[R__N];
@@ -111,12 +127,21 @@ static void add_locked(uintptr_t lo, uintptr_t hi)
     }
 }
 
-static void remove_locked(uintptr_t lo, uintptr_t hi)
+/* Callers hold mu. */
+static bool overlaps(const struct slot *s, uintptr_t lo, uintptr_t hi)
 {
+    return s->hi > s->lo && s->hi > lo && s->lo < hi;
+}
+
+/* True when [lo, hi) overlapped a tracked range. */
+static bool remove_locked(uintptr_t lo, uintptr_t hi)
+{
+    bool hit = false;
     for (size_t i = 0; i < used; i++) {
+        if (!overlaps(&slots[i], lo, hi))
+            continue;
+        hit = true;
         uintptr_t a = slots[i].lo, b = slots[i].hi;
-        if (b <= a || b <= lo || a >= hi)
-            continue; /* empty, or no overlap */
         if (lo <= a && hi >= b) {
             slot_clear(&slots[i]);
             live_ranges--;
@@ -130,6 +155,7 @@ static void remove_locked(uintptr_t lo, uintptr_t hi)
             add_locked(hi, b);
         }
     }
+    return hit;
 }
 
 static void add(void *p, size_t len)
@@ -140,11 +166,17 @@ static void add(void *p, size_t len)
     pthread_mutex_unlock(&mu);
 }
 
+static void *GC_CALLBACK nothing(void *arg) { return arg; }
+
+/* Takes [p, p + len) out before the caller unmaps it or takes read access
+ * away; returns when no collection can still read it (see the top). */
 static void remove_range(void *p, size_t len)
 {
     pthread_mutex_lock(&mu);
-    remove_locked((uintptr_t)p, (uintptr_t)p + len);
+    bool hit = remove_locked((uintptr_t)p, (uintptr_t)p + len);
     pthread_mutex_unlock(&mu);
+    if (hit && !(gcm__tls_self.flags & GCM_T_GC_REGISTERED))
+        GC_call_with_alloc_lock(nothing, NULL);
 }
 
 /* The readers take no lock: slot i as one of the values the writers'
@@ -229,6 +261,9 @@ void gcm__maps_init(void)
     gcm__code_range((const void *)&dlsym, &excluded[R_LD].lo, &excluded[R_LD].hi);
     gcm__code_range((const void *)&GC_init, &excluded[R_GC].lo, &excluded[R_GC].hi);
     gcm__code_range((const void *)&mi_malloc, &excluded[R_MI].lo, &excluded[R_MI].hi);
+    const void *unwinder = gcm__unwinder_code();
+    if (unwinder != NULL)
+        gcm__code_range(unwinder, &excluded[R_UNWIND].lo, &excluded[R_UNWIND].hi);
     gcm__code_range((const void *)&gcm__maps_init, &excluded[R_SELF].lo,
                     &excluded[R_SELF].hi);
     gcm__gc_add_roots(push_maps);
@@ -262,14 +297,19 @@ static bool tracked_kind(int prot, int flags, int fd)
 
 API void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
+    bool track = __atomic_load_n(&tracking, __ATOMIC_ACQUIRE);
+    /* MAP_FIXED replaces what is there, perhaps with memory the collector
+     * must not read (PROT_NONE, a file past its end): out first.  Should
+     * the call then fail, the old range stays unscanned: a failed
+     * MAP_FIXED may have unmapped it already. */
+    if (track && (flags & MAP_FIXED))
+        remove_range(addr, len);
     void *p = real_mmap ? real_mmap(addr, len, prot, flags, fd, off)
                         : sys_mmap(addr, len, prot, flags, fd, off);
-    if (p != MAP_FAILED && __atomic_load_n(&tracking, __ATOMIC_ACQUIRE)) {
+    if (p != MAP_FAILED && track && tracked_kind(prot, flags, fd) &&
+        from_program(__builtin_return_address(0))) {
         int saved = errno;
-        if (tracked_kind(prot, flags, fd) && from_program(__builtin_return_address(0)))
-            add(p, len);
-        else if (flags & MAP_FIXED)
-            remove_range(p, len); /* replaced what we tracked there */
+        add(p, len);
         errno = saved;
     }
     return p;
@@ -286,39 +326,68 @@ API int munmap(void *addr, size_t len)
     return real_munmap ? real_munmap(addr, len) : sys_munmap(addr, len);
 }
 
+struct remap {
+    void *old, *new_addr, *result;
+    size_t old_len, new_len;
+    int flags, err;
+    bool tracked; /* old is in a tracked range: so is what it becomes */
+};
+
+static void *real_remap(struct remap *r)
+{
+    if (real_mremap == NULL)
+        return (void *)syscall(SYS_mremap, r->old, r->old_len, r->new_len, r->flags,
+                               r->new_addr);
+    return (r->flags & MREMAP_FIXED)
+               ? real_mremap(r->old, r->old_len, r->new_len, r->flags, r->new_addr)
+               : real_mremap(r->old, r->old_len, r->new_len, r->flags);
+}
+
+/* Under bdwgc's allocation lock: a tracked range, moved or resized. */
+static void *GC_CALLBACK remap_tracked(void *arg)
+{
+    struct remap *r = arg;
+    pthread_mutex_lock(&mu);
+    remove_locked((uintptr_t)r->old, (uintptr_t)r->old + r->old_len);
+    if (r->flags & MREMAP_FIXED) /* replaced, as by mmap's MAP_FIXED */
+        remove_locked((uintptr_t)r->new_addr, (uintptr_t)r->new_addr + r->new_len);
+    pthread_mutex_unlock(&mu);
+    r->result = real_remap(r);
+    r->err = errno;
+    if (r->tracked)
+        add(r->result != MAP_FAILED ? r->result : r->old,
+            r->result != MAP_FAILED ? r->new_len : r->old_len); /* failed: unchanged */
+    return NULL;
+}
+
 API void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 {
-    void *new_addr = NULL;
+    struct remap r = {.old = old, .old_len = old_len, .new_len = new_len, .flags = flags};
     if (flags & MREMAP_FIXED) {
         va_list ap;
         va_start(ap, flags);
-        new_addr = va_arg(ap, void *);
+        r.new_addr = va_arg(ap, void *);
         va_end(ap);
     }
-    bool was = false;
+    bool hit = false;
     if (__atomic_load_n(&tracking, __ATOMIC_ACQUIRE)) {
+        uintptr_t lo = (uintptr_t)old, to = (uintptr_t)r.new_addr;
         pthread_mutex_lock(&mu);
-        for (size_t i = 0; i < used && !was; i++)
-            was = slots[i].hi > slots[i].lo && (uintptr_t)old >= slots[i].lo &&
-                  (uintptr_t)old < slots[i].hi;
-        remove_locked((uintptr_t)old, (uintptr_t)old + old_len);
+        for (size_t i = 0; i < used; i++) {
+            const struct slot *sl = &slots[i];
+            if (overlaps(sl, lo, lo + old_len)) {
+                hit = true;
+                r.tracked |= sl->lo <= lo && lo < sl->hi;
+            }
+            hit |= (flags & MREMAP_FIXED) && overlaps(sl, to, to + new_len);
+        }
         pthread_mutex_unlock(&mu);
     }
-    void *p;
-    if (real_mremap != NULL)
-        p = (flags & MREMAP_FIXED) ? real_mremap(old, old_len, new_len, flags, new_addr)
-                                   : real_mremap(old, old_len, new_len, flags);
-    else
-        p = (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
-    if (was) {
-        int saved = errno;
-        if (p != MAP_FAILED)
-            add(p, new_len);
-        else
-            add(old, old_len); /* unchanged */
-        errno = saved;
-    }
-    return p;
+    if (!hit)
+        return real_remap(&r);
+    GC_call_with_alloc_lock(remap_tracked, &r);
+    errno = r.err;
+    return r.result;
 }
 
 API int mprotect(void *addr, size_t len, int prot)

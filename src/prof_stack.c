@@ -254,6 +254,15 @@ void gcm__stack_fork(int phase)
     }
 }
 
+const void *gcm__unwinder_code(void)
+{
+#ifdef GCM_UNWIND_LIBUNWIND
+    return (const void *)&unw_backtrace;
+#else
+    return NULL;
+#endif
+}
+
 /* --- capture ------------------------------------------------------------------------- */
 
 static GCM_NOINLINE int raw_capture(uintptr_t *buf, int max)
