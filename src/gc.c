@@ -1234,10 +1234,16 @@ static void fcache_fork_child(void)
     GCM_STORE(&G.fc_reserved, fc != NULL ? (int64_t)fc->reserved : 0);
 }
 
+/* The thread's cache, made on its first free; none past its exit
+ * destructor (it still frees: glibc frees other threads' cached stacks
+ * then), where nothing would drop a new one and its reservation would be
+ * lost to every thread. */
 static struct gcm__fcache *fcache_of(gcm__tls *t)
 {
     if (GCM_LIKELY(t->gc_fcache != NULL))
         return t->gc_fcache;
+    if (t->flags & GCM_T_EXITED)
+        return NULL;
     t->gc_fcache = GC_malloc_uncollectable(sizeof(struct gcm__fcache));
     return t->gc_fcache;
 }

@@ -528,10 +528,11 @@ static void free_slow_inner(void *p, const void *caller)
         return;
     }
     if (plain()) {
-        if (gcm__gc_owns(p))
-            gcm__gc_free_any(p);
-        else
-            mi_free(p);
+        /* A collected block made before the thread stopped being scanned
+         * is released as on any other thread (leakcheck's tracking slot
+         * with it: left set, the next collection read the freed block as
+         * a leak, and crashed on it once reused). */
+        gc_free(p, caller);
         return;
     }
     if (mode == MODE_FAST) /* started by this very call */
@@ -595,9 +596,21 @@ static void *realloc_slow_inner(void *p, size_t n, const void *caller)
     if (GCM_LIKELY(fast_ready()))
         return fast_realloc_slow(p, n, caller);
     if (plain()) {
-        if (gcm__gc_owns(p))
-            return gcm__gc_realloc_any(p, n, caller);
-        return mi_realloc(p, n);
+        if (!gcm__gc_owns(p))
+            return mi_realloc(p, n);
+        /* A collected block from before: its contents move to mimalloc,
+         * as the thread's new blocks must (the collector does not scan it:
+         * a collected one only it points to could be reclaimed), and the
+         * old one is released as a free would. */
+        void *q = mi_malloc(n);
+        if (q == NULL) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        size_t have = usable(p);
+        memcpy(q, p, have < n ? have : n);
+        gc_free(p, caller);
+        return q;
     }
     if (mode == MODE_FAST)
         return fast_realloc_slow(p, n, caller);

@@ -129,14 +129,18 @@ static uint32_t take_slot(void)
     return i;
 }
 
+/* A thread past its exit destructor (it still frees: glibc frees other
+ * threads' cached stacks then) gives its slots straight to the shared
+ * list: thread_gone has run, and nothing would take back its cache. */
 static void give_slot(uint32_t i)
 {
-    if (tcache_n < TCACHE) {
+    bool exited = gcm__tls_self.flags & GCM_T_EXITED;
+    if (!exited && tcache_n < TCACHE) {
         tcache[tcache_n++] = i;
         return;
     }
     pthread_mutex_lock(&free_mu);
-    if (free_n + TCACHE / 2 > free_cap) {
+    if (free_n + TCACHE / 2 + 1 > free_cap) {
         size_t cap = free_cap ? free_cap * 2 : 4096;
         uint32_t *n = mi_realloc(free_list, cap * sizeof *n);
         if (n != NULL) {
@@ -146,8 +150,10 @@ static void give_slot(uint32_t i)
     }
     while (tcache_n > TCACHE / 2 && free_n < free_cap)
         free_list[free_n++] = tcache[--tcache_n];
+    if (exited && free_n < free_cap)
+        free_list[free_n++] = i;
     pthread_mutex_unlock(&free_mu);
-    if (tcache_n < TCACHE)
+    if (!exited && tcache_n < TCACHE)
         tcache[tcache_n++] = i;
     /* else: the shared list could not grow; the index is not reused */
 }

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -729,6 +730,55 @@ static void test_free_cache_consumer(void **state)
     assert_true(r.reuser >= batch_bytes);
 }
 
+/* A thread past its exit destructor still frees: glibc frees other
+ * threads' cached stacks' blocks then, and a program's own key destructors
+ * may run after gcmalloc's.  Such a thread must not start a cache again:
+ * nothing would drop it, and its reservation would be lost to all threads
+ * for good.  The test's key is newer than gcmalloc's, so its destructor
+ * runs after gcmalloc's in each round; it waits for the last. */
+static pthread_key_t late_key;
+static void *late_block;
+static gcm__fcache_state late_seen;
+
+static void late_free(void *arg)
+{
+    long round = (long)arg;
+    if (round < PTHREAD_DESTRUCTOR_ITERATIONS) {
+        pthread_setspecific(late_key, (void *)(round + 1));
+        return;
+    }
+    gcm__gc_free_any(late_block);
+    gcm__gc_fcache_read(&late_seen);
+}
+
+static void *late_worker(void *arg)
+{
+    (void)arg;
+    late_block = gcm__gc_alloc(CAP_BLOCK, 16, 0, 0, NULL, NULL);
+    gcm__gc_free_any(gcm__gc_alloc(CAP_BLOCK, 16, 0, 0, NULL, NULL)); /* a cache */
+    pthread_setspecific(late_key, (void *)1L);
+    return NULL;
+}
+
+static void test_free_cache_after_exit(void **state)
+{
+    (void)state;
+    int old = gcm_set_gc_percent(-1); /* no cycle resets caches meanwhile */
+    gcm__fcache_state s0, s1;
+    gcm__gc_fcache_read(&s0);
+    assert_int_equal(pthread_key_create(&late_key, late_free), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, late_worker, NULL), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    pthread_key_delete(late_key);
+    gcm__gc_fcache_read(&s1);
+    gcm_set_gc_percent(old);
+    assert_non_null(late_block);
+    assert_int_equal(late_seen.thread_bytes, 0); /* went back to bdwgc */
+    assert_int_equal(s1.reserved, s0.reserved);  /* nothing left reserved */
+}
+
+
 /* What gcm__gc_alloc says of the object behind an allocation (leakcheck
  * keeps it in its header, and gcm__gc_free_obj files the block in the
  * cache of freed blocks by it) is bdwgc's own size or "not known", never a
@@ -809,6 +859,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_free_cache),
         cmocka_unit_test(test_free_cache_shared_cap),
         cmocka_unit_test(test_free_cache_consumer),
+        cmocka_unit_test(test_free_cache_after_exit),
         cmocka_unit_test(test_object_sizes_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
