@@ -28,9 +28,11 @@ median() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[in
 
 # A markdown table of ratios: a row per workload, a column per config, each
 # cell the config's figure over the reference config's for that workload.
-# Uses the scripts' configs and workloads arrays.
+# Uses the scripts' configs and workloads arrays.  Nothing when the
+# reference config did not run (PEER_CONFIGS without it).
 ratio_table() { # title, reference config, figures array name, row suffix
     local ref=$2 suffix=${4:-} w c row; local -n f=$3
+    [[ " ${configs[*]} " == *" $ref "* ]] || return 0
     echo
     printf '| %s | %s |\n' "$1" "$(IFS='|'; echo "${configs[*]}" | sed 's/|/ | /g')"
     printf '|---|%s\n' "$(for c in "${configs[@]}"; do printf -- '---|'; done)"
