@@ -413,6 +413,10 @@ typedef struct gcm__fcache_state {
     int64_t reserved, cap, solo, thread_max;
 } gcm__fcache_state;
 GCM_HIDDEN void gcm__gc_fcache_read(gcm__fcache_state *s);
+/* In the collector's stop-signal handler (signals.c), on the stopped
+ * thread: hands the free-block cache of a thread that has stopped freeing
+ * to the collecting thread.  Async-signal-safe. */
+GCM_HIDDEN void gcm__gc_fcache_stopped(void);
 /* When set before start-up, the collector is initialized on first use
  * instead (the preload library's fast mode never needs it). */
 GCM_HIDDEN extern bool gcm__gc_lazy;

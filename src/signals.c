@@ -327,7 +327,8 @@ void gcm__signals_choose(void)
 }
 
 /* bdwgc's suspend handler, wrapped: each stopped thread first notes which
- * stack it is on (gc_stacks.c), then answers the stop as bdwgc does.  The
+ * stack it is on (gc_stacks.c) and lets go of a free-block cache it has
+ * stopped using (gc.c), then answers the stop as bdwgc does.  The
  * wrapper's frame is on that stack too, below the signal frame and above
  * the registers bdwgc saves, so what bdwgc scans is unchanged.  bdwgc
  * installs it with SA_SIGINFO on Linux. */
@@ -337,6 +338,7 @@ static void suspend_handler(int sig, siginfo_t *info, void *context)
 {
     int saved = errno;
     gcm__stacks_stopped();
+    gcm__gc_fcache_stopped();
     errno = saved;
     bdwgc_suspend(sig, info, context);
 }

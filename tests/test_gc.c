@@ -730,6 +730,69 @@ static void test_free_cache_consumer(void **state)
     assert_true(r.reuser >= batch_bytes);
 }
 
+/* A thread that frees a batch and then stops freeing (it waits here) must
+ * not keep its cache for good: the collection after the next takes its
+ * lists, in the thread's stop handler, and hands them back to bdwgc.  The
+ * next one alone does not (the thread freed since the last). */
+enum { IDLE_BLOCKS = 10000 };
+
+typedef struct idle_side {
+    pthread_barrier_t go;
+    uint64_t cached[3]; /* thread_bytes: after freeing, after 1 and 2 cycles */
+    bool failed;
+} idle_side;
+
+static void *idle_worker(void *arg)
+{
+    idle_side *c = arg;
+    static void *p[IDLE_BLOCKS];
+    for (int i = 0; i < IDLE_BLOCKS; i++) {
+        p[i] = gcm__gc_alloc(CAP_BLOCK, 16, 0, 0, NULL, NULL);
+        c->failed |= p[i] == NULL;
+    }
+    for (int i = 0; i < IDLE_BLOCKS && !c->failed; i++)
+        gcm__gc_free_any(p[i]);
+    for (int k = 0; k < 3; k++) {
+        gcm__fcache_state s;
+        gcm__gc_fcache_read(&s);
+        c->cached[k] = s.thread_bytes;
+        pthread_barrier_wait(&c->go); /* read; idle while the test collects */
+        pthread_barrier_wait(&c->go); /* collected */
+    }
+    return NULL;
+}
+
+static void test_free_cache_idle(void **state)
+{
+    (void)state;
+    int old = gcm_set_gc_percent(-1); /* only the test's collections */
+    static idle_side side;
+    side = (idle_side){0};
+    pthread_barrier_init(&side.go, NULL, 2);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, idle_worker, &side), 0);
+    gcm__fcache_state r[3];
+    for (int k = 0; k < 3; k++) {
+        pthread_barrier_wait(&side.go);
+        gcm__gc_fcache_read(&r[k]);
+        if (k < 2)
+            assert_int_equal(gcm_gc(), 0);
+        pthread_barrier_wait(&side.go);
+    }
+    assert_int_equal(pthread_join(th, NULL), 0);
+    pthread_barrier_destroy(&side.go);
+    gcm_set_gc_percent(old);
+    printf("  idle thread's cache: %.0f KiB after freeing, %.0f KiB after one "
+           "collection, %.0f KiB after two; reserved by all %.0f -> %.0f KiB\n",
+           side.cached[0] / 1024.0, side.cached[1] / 1024.0, side.cached[2] / 1024.0,
+           r[0].reserved / 1024.0, r[2].reserved / 1024.0);
+    assert_false(side.failed);
+    assert_true(side.cached[0] >= (uint64_t)IDLE_BLOCKS * CAP_BLOCK);
+    assert_int_equal(side.cached[1], side.cached[0]); /* freed since the last */
+    assert_int_equal(side.cached[2], 0);              /* stopped freeing */
+    assert_true(r[2].reserved + (int64_t)side.cached[0] <= r[0].reserved);
+}
+
 /* A thread past its exit destructor still frees: glibc frees other
  * threads' cached stacks' blocks then, and a program's own key destructors
  * may run after gcmalloc's.  Such a thread must not start a cache again:
@@ -860,6 +923,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_free_cache_shared_cap),
         cmocka_unit_test(test_free_cache_consumer),
         cmocka_unit_test(test_free_cache_after_exit),
+        cmocka_unit_test(test_free_cache_idle),
         cmocka_unit_test(test_object_sizes_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
