@@ -33,8 +33,8 @@
  * collection in progress (bdwgc holds its allocation lock from the stop to
  * the end of marking) before the real call; threads it stops never wait.
  * mremap moves a range's pointers, so it is done whole under that lock by
- * every thread: no collection sees the range neither where it was nor
- * where it went.
+ * every thread: each collection sees the range where it was or where it
+ * went, never in neither place.
  *
  * Not covered, and documented: mappings made with a raw syscall, and memory
  * reserved PROT_NONE by one call and opened later by a mprotect from a
