@@ -298,6 +298,7 @@ struct start {
     void *(*fn)(void *);
     void *arg;
     bool internal;
+    bool scanned; /* from bdwgc's uncollectable memory, not mimalloc's */
 };
 
 /* --- static TLS ---------------------------------------------------------------- */
@@ -369,7 +370,6 @@ void gcm__thread_main_tls_root(void)
 static void *trampoline(void *p)
 {
     struct start s = *(struct start *)p;
-    mi_free(p);
     gcm__tls *t = &gcm__tls_self;
     t->internal = s.internal;
     if (gcm__gc_ready()) {
@@ -383,6 +383,11 @@ static void *trampoline(void *p)
         };
         register_with_gc(t, &sb);
     }
+    /* Only now, with `s` on a stack the collector scans (see create). */
+    if (s.scanned)
+        GC_free(p);
+    else
+        mi_free(p);
     t->flags |= GCM_T_STARTED;
     gcm__thread_attach(t);
     void *value = s.fn(s.arg);
@@ -417,13 +422,25 @@ static int create(pthread_t *th, const pthread_attr_t *attr,
         inside_libgc(fn))
         return real(th, attr, fn, arg);
     gcm__gc_allow_threads();
-    struct start *s = mi_malloc(sizeof *s);
+    /* From pthread_create's return until the new thread has registered,
+     * this block may be all that holds `arg` (std::thread hands over the
+     * state holding its callable and forgets it), so it is memory the
+     * collector scans once it runs: in mimalloc's, leakcheck reported such
+     * arguments as leaks (tests/preload/thread_args.c) and gc mode could
+     * reclaim them under the thread.  Uncollectable, and freed by the
+     * thread after it registered. */
+    bool scanned = gcm__gc_ready();
+    struct start *s = scanned ? GC_malloc_uncollectable(sizeof *s) : mi_malloc(sizeof *s);
     if (s == NULL)
         return EAGAIN;
-    *s = (struct start){fn, arg, internal};
+    *s = (struct start){fn, arg, internal, scanned};
     int rc = real(th, attr, trampoline, s);
-    if (rc != 0)
-        mi_free(s);
+    if (rc != 0) {
+        if (scanned)
+            GC_free(s);
+        else
+            mi_free(s);
+    }
     return rc;
 }
 
